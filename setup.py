@@ -1,0 +1,41 @@
+"""Packaging for txoci, an OCI container registry on Twisted."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="txoci",
+    version="0.1.0",
+    description="An OCI Distribution v1.1 container registry on Twisted and Klein",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["txoci", "txoci.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/txoci_plugin.py"], "txoci": ["py.typed"]},
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=[
+        "twisted>=24.7",
+        "klein>=24.8",
+        "treq>=24.9",
+        "attrs>=23.1",
+        "zope.interface>=6",
+    ],
+    extras_require={
+        "test": [
+            "hypothesis>=6.100",
+            "oras>=0.2.25",
+            "python-dxf>=12",
+            "cryptography>=42",
+            "mypy>=1.10",
+            "ruff>=0.5",
+            "types-setuptools",
+        ],
+    },
+    entry_points={"console_scripts": ["txoci = txoci.service.cli:main"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

@@ -1,0 +1,11 @@
+"""
+txoci: an OCI Distribution v1.1 container registry on Twisted.
+
+The public API for embedding is :func:`open_registry` with :class:`Settings`,
+and :class:`RegistryService`; ``twistd oci`` runs the same service.
+"""
+
+from txoci.service.embed import OpenRegistry, RegistryService, Settings, open_registry
+
+__all__ = ["OpenRegistry", "RegistryService", "Settings", "open_registry"]
+__version__ = "0.1.0"

@@ -1,0 +1,500 @@
+"""
+The registry operations: every rule of the distribution spec, in one place.
+
+The web layer parses HTTP and calls one method here; this module decides what
+is allowed, talks to the blob store and the metadata store, and raises a
+typed :class:`~txoci.registry.errors.RegistryError` when something is not.
+Each operation's metadata changes run in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Callable, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer, IReactorTime
+from twisted.logger import Logger
+
+from txoci.registry import mediatypes as mt
+from txoci.registry.digest import DEFAULT_ALGORITHM, Digest, validate_algorithm
+from txoci.registry.errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    NameUnknown,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    RegistryError,
+    Unsupported,
+)
+from txoci.registry.manifest import Descriptor, parse_manifest
+from txoci.registry.names import Reference, validate_name, validate_tag
+from txoci.storage.interfaces import (
+    IBlobReader,
+    IBlobStore,
+    IMetadataStore,
+    IMetadataTransaction,
+    IUploadWriter,
+    ManifestRecord,
+    UploadRecord,
+)
+
+log = Logger()
+
+#: Largest manifest accepted; the spec asks for at least 4 MiB.
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+#: Most tags a multi-tag push may carry.
+MAX_TAGS_PER_PUSH = 100
+
+
+class ByteSource(Protocol):
+    """A request body, or any other stream of bytes to store."""
+
+    @property
+    def length(self) -> int | None:
+        """The declared length, if known in advance."""
+
+    def deliver(self, consumer: IConsumer) -> "Deferred[int]":
+        """Write every byte to ``consumer``; fire with the count at the end."""
+
+
+@attrs.frozen
+class RegistryConfig:
+    """The behaviour switches of a registry."""
+
+    deletes_enabled: bool = True
+    #: Advertised as ``OCI-Chunk-Min-Length``: smaller chunks cost a sync each.
+    chunk_min_length: int = 1024 * 1024
+    max_manifest_size: int = MAX_MANIFEST_SIZE
+
+
+@attrs.frozen
+class UploadStatus:
+    """Where an upload stands."""
+
+    repository: str
+    upload_id: str
+    offset: int
+
+
+@attrs.frozen
+class BlobInfo:
+    digest: Digest
+    size: int
+
+
+@attrs.frozen
+class PutManifestResult:
+    digest: Digest
+    subject: Digest | None
+    tags: tuple[str, ...]
+
+
+@attrs.frozen
+class Page:
+    """One page of a listing, and whether more follows."""
+
+    items: list[str]
+    more: bool
+
+
+class _ActiveUpload:
+    """An upload's open writer, kept between requests so its hash stays warm."""
+
+    def __init__(self, writer: IUploadWriter, record: UploadRecord) -> None:
+        self.writer = writer
+        self.record = record
+        self.busy = False
+
+
+class Registry:
+    """The operations of one registry over its two stores."""
+
+    def __init__(
+        self,
+        blobs: IBlobStore,
+        metadata: IMetadataStore,
+        clock: IReactorTime,
+        config: RegistryConfig = RegistryConfig(),
+        new_upload_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.blobs = blobs
+        self.metadata = metadata
+        self.clock = clock
+        self.config = config
+        self._new_upload_id = new_upload_id
+        self._active: dict[str, _ActiveUpload] = {}
+
+    # Helpers
+
+    def _transact(self, work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+        return self.metadata.transact(work, *args)
+
+    def _require_deletes(self) -> None:
+        if not self.config.deletes_enabled:
+            raise Unsupported("deletes are disabled on this registry")
+
+    # Blobs
+
+    async def stat_blob(self, repository: str, digest: Digest) -> BlobInfo:
+        """A blob visible in ``repository`` (HEAD and GET)."""
+        validate_name(repository)
+        size = await self._transact(
+            lambda tx: tx.linked_blob_size(repository, str(digest))
+        )
+        if size is None:
+            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
+        return BlobInfo(digest, size)
+
+    async def open_blob(self, repository: str, digest: Digest) -> tuple[BlobInfo, IBlobReader]:
+        """A blob visible in ``repository``, opened for reading."""
+        info = await self.stat_blob(repository, digest)
+        reader = await self.blobs.open(digest)
+        return info, reader
+
+    async def delete_blob(self, repository: str, digest: Digest) -> None:
+        """Unlink a blob from a repository; its bytes are reclaimed by GC."""
+        self._require_deletes()
+        validate_name(repository)
+        unlinked = await self._transact(lambda tx: tx.unlink_blob(repository, str(digest)))
+        if not unlinked:
+            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
+
+    async def mount_blob(self, repository: str, digest: Digest, source: str | None) -> BlobInfo | None:
+        """
+        Link a blob from ``source`` (or, without one, from anywhere in the
+        registry) into ``repository``; None when it cannot be mounted, and the
+        caller falls back to a normal upload.
+        """
+        validate_name(repository)
+        if source is not None:
+            validate_name(source)
+
+        def mount(tx: IMetadataTransaction) -> int | None:
+            if source is not None:
+                size = tx.linked_blob_size(source, str(digest))
+            else:
+                size = tx.blob_size(str(digest))
+            if size is None:
+                return None
+            tx.link_blob(repository, str(digest))
+            return size
+
+        size = await self._transact(mount)
+        return None if size is None else BlobInfo(digest, size)
+
+    # Uploads
+
+    async def start_upload(self, repository: str, algorithm: str | None = None) -> UploadStatus:
+        """Open an upload session (``POST .../blobs/uploads/``)."""
+        validate_name(repository)
+        algorithm = validate_algorithm(algorithm or DEFAULT_ALGORITHM)
+        upload_id = self._new_upload_id()
+        record = UploadRecord(upload_id, repository, algorithm, 0, self.clock.seconds())
+        await self.blobs.create_upload(upload_id)
+        await self._transact(lambda tx: tx.create_upload(record))
+        return UploadStatus(repository, upload_id, 0)
+
+    async def _upload_record(self, repository: str, upload_id: str) -> UploadRecord:
+        validate_name(repository)
+        active = self._active.get(upload_id)
+        if active is not None:
+            record = active.record
+        else:
+            record = await self._transact(lambda tx: tx.get_upload(upload_id))
+        if record is None or record.repository != repository:
+            raise BlobUploadUnknown(f"upload {upload_id[:100]!r} is not in progress")
+        return record
+
+    async def upload_status(self, repository: str, upload_id: str) -> UploadStatus:
+        """Where an upload stands (``GET`` on the upload)."""
+        record = await self._upload_record(repository, upload_id)
+        active = self._active.get(upload_id)
+        offset = active.writer.offset if active is not None else record.offset
+        return UploadStatus(repository, upload_id, offset)
+
+    async def _acquire(self, repository: str, upload_id: str) -> _ActiveUpload:
+        record = await self._upload_record(repository, upload_id)
+        active = self._active.get(upload_id)
+        if active is None:
+            writer = await self.blobs.open_upload(upload_id, record.offset, record.algorithm)
+            # Another request may have opened it while we waited.
+            if upload_id in self._active:
+                await writer.close()
+                active = self._active[upload_id]
+            else:
+                active = self._active[upload_id] = _ActiveUpload(writer, record)
+        if active.busy:
+            raise RangeNotSatisfiable(
+                "another request is writing to this upload",
+                headers=_range_header(active.writer.offset),
+            )
+        active.busy = True
+        return active
+
+    async def _append(
+        self,
+        active: _ActiveUpload,
+        body: ByteSource,
+        content_range: tuple[int, int] | None,
+    ) -> None:
+        """Stream ``body`` into the upload, checking ``Content-Range`` first."""
+        writer = active.writer
+        if content_range is not None:
+            start, end = content_range
+            if start != writer.offset or end < start:
+                raise RangeNotSatisfiable(
+                    f"chunk {start}-{end} does not continue the upload at {writer.offset}",
+                    headers=_range_header(writer.offset),
+                )
+            if body.length is not None and body.length != end - start + 1:
+                raise RangeNotSatisfiable(
+                    "Content-Range does not match Content-Length",
+                    headers=_range_header(writer.offset),
+                )
+        try:
+            await body.deliver(writer)
+        finally:
+            # Whatever arrived is on disk once flushed; record it so a resumed
+            # upload (even after a restart) continues from there.
+            try:
+                offset = await writer.flush()
+            except Exception:
+                await self._forget(active.record.upload_id)
+                raise
+            await self._transact(
+                lambda tx: tx.set_upload_offset(active.record.upload_id, offset)
+            )
+            active.record = attrs.evolve(active.record, offset=offset)
+
+    async def append_upload(
+        self,
+        repository: str,
+        upload_id: str,
+        body: ByteSource,
+        content_range: tuple[int, int] | None,
+    ) -> UploadStatus:
+        """Append a chunk (``PATCH``)."""
+        active = await self._acquire(repository, upload_id)
+        try:
+            await self._append(active, body, content_range)
+        finally:
+            active.busy = False
+        return UploadStatus(repository, upload_id, active.writer.offset)
+
+    async def finish_upload(
+        self,
+        repository: str,
+        upload_id: str,
+        digest: Digest,
+        body: ByteSource | None,
+        content_range: tuple[int, int] | None,
+    ) -> BlobInfo:
+        """Append an optional last chunk and commit (``PUT ?digest=``)."""
+        active = await self._acquire(repository, upload_id)
+        try:
+            if body is not None:
+                await self._append(active, body, content_range)
+            size = await active.writer.commit(digest)
+        except BaseException:
+            active.busy = False
+            raise
+        self._active.pop(upload_id, None)
+
+        def link(tx: IMetadataTransaction) -> None:
+            tx.add_blob(str(digest), size)
+            tx.link_blob(repository, str(digest))
+            tx.delete_upload(upload_id)
+
+        await self._transact(link)
+        return BlobInfo(digest, size)
+
+    async def monolithic_upload(self, repository: str, digest: Digest, body: ByteSource) -> BlobInfo:
+        """A whole blob in one ``POST ?digest=``."""
+        status = await self.start_upload(repository, digest.algorithm)
+        try:
+            return await self.finish_upload(repository, status.upload_id, digest, body, None)
+        except BaseException:
+            await self._discard(status.upload_id)
+            raise
+
+    async def cancel_upload(self, repository: str, upload_id: str) -> None:
+        """Abandon an upload (``DELETE`` on the upload)."""
+        await self._upload_record(repository, upload_id)
+        await self._discard(upload_id)
+
+    async def _forget(self, upload_id: str) -> None:
+        active = self._active.pop(upload_id, None)
+        if active is not None:
+            await active.writer.close()
+
+    async def _discard(self, upload_id: str) -> None:
+        await self._forget(upload_id)
+        await self._transact(lambda tx: tx.delete_upload(upload_id))
+        await self.blobs.delete_upload(upload_id)
+
+    async def close(self) -> None:
+        """Release every open upload writer (their sessions stay resumable)."""
+        for upload_id in list(self._active):
+            await self._forget(upload_id)
+
+    # Manifests
+
+    async def get_manifest(self, repository: str, reference: Reference) -> ManifestRecord:
+        """A manifest by tag or digest (``GET``/``HEAD``)."""
+        validate_name(repository)
+
+        def lookup(tx: IMetadataTransaction) -> ManifestRecord | None:
+            if reference.digest is not None:
+                return tx.get_manifest(repository, str(reference.digest))
+            assert reference.tag is not None
+            digest = tx.resolve_tag(repository, reference.tag)
+            return None if digest is None else tx.get_manifest(repository, digest)
+
+        record = await self._transact(lookup)
+        if record is None:
+            raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+        return record
+
+    async def put_manifest(
+        self,
+        repository: str,
+        reference: Reference,
+        content_type: str | None,
+        body: bytes,
+        extra_tags: list[str] = [],
+    ) -> PutManifestResult:
+        """Store a manifest by tag or digest, with optional extra tags."""
+        validate_name(repository)
+        if len(body) > self.config.max_manifest_size:
+            raise PayloadTooLarge(
+                f"manifest is larger than {self.config.max_manifest_size} bytes"
+            )
+        if len(extra_tags) > MAX_TAGS_PER_PUSH:
+            raise RegistryError(
+                f"at most {MAX_TAGS_PER_PUSH} tags per push", status=414, detail=None
+            )
+        tags = [validate_tag(tag) for tag in extra_tags]
+        algorithm = reference.digest.algorithm if reference.digest else DEFAULT_ALGORITHM
+        parsed = parse_manifest(body, content_type, algorithm)
+        if reference.digest is not None:
+            if parsed.digest != reference.digest:
+                raise DigestInvalid(
+                    f"manifest digest {parsed.digest} does not match reference {reference.digest}"
+                )
+        else:
+            assert reference.tag is not None
+            tags.insert(0, reference.tag)
+        tags = list(dict.fromkeys(tags))
+        record = ManifestRecord(
+            digest=str(parsed.digest),
+            media_type=parsed.media_type,
+            content=body,
+            subject=str(parsed.subject) if parsed.subject else None,
+            artifact_type=parsed.artifact_type,
+            annotations_json=json.dumps(parsed.annotations) if parsed.annotations else None,
+        )
+
+        def store(tx: IMetadataTransaction) -> None:
+            missing = [
+                str(d) for d in parsed.required_blobs if tx.linked_blob_size(repository, str(d)) is None
+            ] + [
+                str(d) for d in parsed.required_manifests if not tx.manifest_exists(repository, str(d))
+            ]
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"manifest references content not in repository {repository}",
+                    detail={"missing": missing},
+                )
+            tx.put_manifest(repository, record, [str(d) for d in parsed.references])
+            for tag in tags:
+                tx.set_tag(repository, tag, record.digest)
+
+        await self._transact(store)
+        return PutManifestResult(parsed.digest, parsed.subject, tuple(tags))
+
+    async def delete_manifest(self, repository: str, reference: Reference) -> None:
+        """Delete a tag, or a manifest (with its tags) by digest."""
+        self._require_deletes()
+        validate_name(repository)
+
+        def delete(tx: IMetadataTransaction) -> bool:
+            if not tx.repository_exists(repository):
+                raise NameUnknown(f"repository {repository} is not known")
+            if reference.tag is not None:
+                return bool(tx.delete_tag(repository, reference.tag))
+            return bool(tx.delete_manifest(repository, str(reference.digest)))
+
+        if not await self._transact(delete):
+            raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+
+    # Discovery
+
+    async def list_tags(self, repository: str, limit: int, last: str | None) -> Page:
+        """A page of a repository's tags, in byte order."""
+        validate_name(repository)
+
+        def page(tx: IMetadataTransaction) -> list[str] | None:
+            if not tx.repository_exists(repository):
+                return None
+            return list(tx.list_tags(repository, last, limit + 1))
+
+        tags = await self._transact(page)
+        if tags is None:
+            raise NameUnknown(f"repository {repository} is not known")
+        return Page(tags[:limit], len(tags) > limit)
+
+    async def catalog(self, limit: int, last: str | None) -> Page:
+        """A page of repository names, in byte order."""
+        names = await self._transact(lambda tx: list(tx.list_repositories(last, limit + 1)))
+        return Page(names[:limit], len(names) > limit)
+
+    async def referrers(
+        self, repository: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose subject is ``subject``."""
+        validate_name(repository)
+        records = await self._transact(lambda tx: tx.referrers(repository, str(subject)))
+        descriptors = []
+        for record in records:
+            if artifact_type is not None and record.artifact_type != artifact_type:
+                continue
+            annotations = json.loads(record.annotations_json) if record.annotations_json else None
+            descriptors.append(
+                Descriptor(
+                    media_type=record.media_type,
+                    digest=Digest.parse(record.digest),
+                    size=record.size,
+                    artifact_type=record.artifact_type,
+                    annotations=annotations,
+                ).as_json()
+            )
+        return descriptors
+
+
+def _range_header(offset: int) -> dict[str, str]:
+    """The ``Range`` header of an upload holding ``offset`` bytes."""
+    return {"Range": f"0-{max(offset - 1, 0)}"}
+
+
+def upload_range(offset: int) -> str:
+    """The value of an upload's ``Range`` header."""
+    return _range_header(offset)["Range"]
+
+
+__all__ = [
+    "BlobInfo",
+    "BlobUploadInvalid",
+    "ByteSource",
+    "Page",
+    "PutManifestResult",
+    "Registry",
+    "RegistryConfig",
+    "UploadStatus",
+]

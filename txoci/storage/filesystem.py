@@ -1,0 +1,467 @@
+"""
+The filesystem blob store.
+
+Layout under the store's root (one filesystem, so renames are atomic)::
+
+    blobs/<algorithm>/<first two hex digits>/<hex>   committed, immutable
+    uploads/<upload id>                              uploads in progress
+
+An upload's bytes are written once, straight into its upload file, and hashed
+as they arrive (no spool, no second read).  Commit is fsync, then rename
+into ``blobs/``, then fsync of the directory: a crash at any point leaves
+either the upload file or the committed blob, never a partial blob.
+
+All file work runs on a thread pool, never on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections import deque
+from typing import Any, Callable, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from txoci.registry.digest import Digest, Hasher, new_hasher
+from txoci.registry.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, StorageFull
+from txoci.storage.interfaces import IBlobReader, IBlobStore, IUploadWriter
+
+T = TypeVar("T")
+
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+#: Size of the reads when hashing or serving a file.
+READ_SIZE = 1024 * 1024
+#: Queued bytes above which a writer pauses its producer, and below which it resumes.
+HIGH_WATER = 16 * 1024 * 1024
+LOW_WATER = 4 * 1024 * 1024
+
+log = Logger()
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _translate_os_error(error: OSError) -> Exception:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull()
+    return error
+
+
+def _hash_file(fd: int, hasher: Hasher, length: int) -> None:
+    """Feed the first ``length`` bytes of ``fd`` to ``hasher``."""
+    position = 0
+    while position < length:
+        chunk = os.pread(fd, min(READ_SIZE, length - position), position)
+        if not chunk:
+            raise OSError(errno.EIO, "upload file is shorter than its recorded offset")
+        hasher.update(chunk)
+        position += len(chunk)
+
+
+class _Worker:
+    """Runs blocking calls on the store's thread pool."""
+
+    def __init__(self, reactor: IReactorFromThreads, pool: ThreadPool) -> None:
+        self.reactor = reactor
+        self.pool = pool
+
+    def run(self, f: Callable[..., T], *args: Any) -> "Deferred[T]":
+        return deferToThreadPool(self.reactor, self.pool, f, *args)
+
+
+@implementer(IUploadWriter)
+class FileUploadWriter:
+    """
+    Appends to one upload file from a thread, hashing as it goes.
+
+    Bytes handed to :meth:`write` queue up on the reactor thread; one batch at
+    a time is hashed and written by the pool, so the order is kept and at most
+    one thread touches the file.  While more than ``HIGH_WATER`` bytes are
+    queued the registered producer (the request body) is paused.
+    """
+
+    def __init__(
+        self,
+        worker: _Worker,
+        store: "FilesystemBlobStore",
+        upload_id: str,
+        fd: int,
+        offset: int,
+        hasher: Hasher,
+        algorithm: str,
+    ) -> None:
+        self._worker = worker
+        self._store = store
+        self.upload_id = upload_id
+        self._fd: int | None = fd
+        self.offset = offset
+        self.algorithm = algorithm
+        self._written = offset
+        self._hasher = hasher
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._busy = False
+        self._failure: Failure | None = None
+        self._idle_waiters: list[Deferred[None]] = []
+        self._producer: IPushProducer | None = None
+        self._paused = False
+
+    # IConsumer
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._producer = producer
+        self._paused = False
+        if self._queued > HIGH_WATER:
+            self._pause()
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+        self._paused = False
+
+    def write(self, data: bytes) -> None:
+        if self._failure is not None or not data:
+            return
+        self._queue.append(data)
+        self._queued += len(data)
+        self.offset += len(data)
+        if self._queued > HIGH_WATER:
+            self._pause()
+        if not self._busy:
+            self._start_batch()
+
+    # Internals
+
+    def _pause(self) -> None:
+        if self._producer is not None and not self._paused:
+            self._paused = True
+            self._producer.pauseProducing()
+
+    def _maybe_resume(self) -> None:
+        if self._producer is not None and self._paused and self._queued <= LOW_WATER:
+            self._paused = False
+            self._producer.resumeProducing()
+
+    def _start_batch(self) -> None:
+        batch = list(self._queue)
+        self._queue.clear()
+        size = sum(map(len, batch))
+        self._busy = True
+        fd = self._fd
+        hasher = self._hasher
+
+        def work() -> None:
+            assert fd is not None
+            try:
+                for chunk in batch:
+                    hasher.update(chunk)
+                    _write_all(fd, chunk)
+            except OSError as e:
+                raise _translate_os_error(e) from e
+
+        def done(result: object) -> None:
+            self._busy = False
+            self._queued -= size
+            if isinstance(result, Failure):
+                self._fail(result)
+                return
+            self._written += size
+            if self._queue:
+                self._start_batch()
+            else:
+                waiters, self._idle_waiters = self._idle_waiters, []
+                for waiter in waiters:
+                    waiter.callback(None)
+            self._maybe_resume()
+
+        self._worker.run(work).addBoth(done)
+
+    def _fail(self, failure: Failure) -> None:
+        self._failure = failure
+        self._queue.clear()
+        self._queued = 0
+        if self._producer is not None:
+            self._producer.stopProducing()
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
+
+    def _idle(self) -> "Deferred[None]":
+        if self._failure is not None:
+            return Deferred.fromCoroutine(self._raise_failure())
+        if not self._busy and not self._queue:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
+
+    async def _raise_failure(self) -> None:
+        assert self._failure is not None
+        self._failure.raiseException()
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise BlobUploadUnknown("upload writer is closed")
+        return self._fd
+
+    # IUploadWriter
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def flush(self) -> "Deferred[int]":
+        async def flush() -> int:
+            await self._idle()
+            fd = self._require_fd()
+            await self._worker.run(os.fdatasync, fd)
+            return self._written
+
+        return Deferred.fromCoroutine(flush())
+
+    def commit(self, expected: Digest) -> "Deferred[int]":
+        async def commit() -> int:
+            await self._idle()
+            fd = self._require_fd()
+            size = self._written
+            if expected.algorithm == self.algorithm:
+                actual = self._hasher.copy().hexdigest()
+            else:
+                # The client chose another algorithm than the upload was
+                # started with: hash the file once more with that one.
+                actual = await self._worker.run(self._store._rehash, fd, expected.algorithm, size)
+            if actual != expected.encoded:
+                raise DigestInvalid(
+                    f"upload content has digest {expected.algorithm}:{actual}, not {expected}",
+                )
+            await self._worker.run(self._store._commit_file, self.upload_id, fd, expected)
+            self._fd = None
+            return size
+
+        return Deferred.fromCoroutine(commit())
+
+    def close(self) -> "Deferred[None]":
+        async def close() -> None:
+            try:
+                await self._idle()
+            except Exception:
+                pass
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                await self._worker.run(os.close, fd)
+
+        return Deferred.fromCoroutine(close())
+
+
+@implementer(IPushProducer, IBlobReader)
+class FileBlobReader:
+    """Produces a byte range of a blob file with back-pressure."""
+
+    def __init__(self, worker: _Worker, fd: int, size: int) -> None:
+        self._worker = worker
+        self._fd: int | None = fd
+        self.size = size
+        self._consumer: IConsumer | None = None
+        self._position = 0
+        self._end = 0
+        self._paused = False
+        self._reading = False
+        self._done: Deferred[None] | None = None
+
+    def produce(self, consumer: IConsumer, start: int, length: int) -> "Deferred[None]":
+        self._consumer = consumer
+        self._position = start
+        self._end = start + length
+        self._done = Deferred()
+        consumer.registerProducer(self, True)
+        self._read_next()
+        return self._done
+
+    def _read_next(self) -> None:
+        if self._reading or self._paused or self._fd is None:
+            return
+        if self._position >= self._end:
+            self._finish(None)
+            return
+        self._reading = True
+        fd, position = self._fd, self._position
+        amount = min(READ_SIZE, self._end - self._position)
+        self._worker.run(os.pread, fd, amount, position).addBoth(self._got_chunk)
+
+    def _got_chunk(self, result: bytes | Failure) -> None:
+        self._reading = False
+        if self._fd is None or self._consumer is None:
+            return
+        if isinstance(result, Failure):
+            self._finish(result)
+            return
+        if not result:
+            self._finish(Failure(OSError(errno.EIO, "blob file is shorter than its size")))
+            return
+        self._position += len(result)
+        self._consumer.write(result)
+        self._read_next()
+
+    def _finish(self, result: Failure | None) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.unregisterProducer()
+        self.close()
+        done, self._done = self._done, None
+        if done is not None:
+            if result is None:
+                done.callback(None)
+            else:
+                done.errback(result)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._read_next()
+
+    def stopProducing(self) -> None:
+        self._finish(Failure(ConnectionError("consumer stopped the blob transfer")))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            # Closing a file descriptor does not block on a regular file.
+            os.close(fd)
+
+
+@implementer(IBlobStore)
+class FilesystemBlobStore:
+    """Blobs and uploads as files under ``root``."""
+
+    def __init__(self, root: str, reactor: IReactorFromThreads, pool: ThreadPool) -> None:
+        self.root = root
+        self._blobs = os.path.join(root, "blobs")
+        self._uploads = os.path.join(root, "uploads")
+        self._worker = _Worker(reactor, pool)
+        for path in (self._blobs, self._uploads):
+            os.makedirs(path, exist_ok=True)
+
+    def blob_path(self, digest: Digest) -> str:
+        return os.path.join(self._blobs, digest.algorithm, digest.encoded[:2], digest.encoded)
+
+    def upload_path(self, upload_id: str) -> str:
+        if not _UPLOAD_ID.match(upload_id):
+            raise BlobUploadUnknown("malformed upload id")
+        return os.path.join(self._uploads, upload_id)
+
+    # Blocking helpers, run on the pool.
+
+    def _create_upload(self, upload_id: str) -> None:
+        path = self.upload_path(upload_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+
+    def _open_upload(self, upload_id: str, offset: int, algorithm: str) -> tuple[int, Hasher]:
+        path = self.upload_path(upload_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            raise BlobUploadUnknown("upload has no data file") from None
+        try:
+            hasher = new_hasher(algorithm)
+            _hash_file(fd, hasher, offset)
+            # Bytes past the durable offset were never acknowledged: drop them.
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, hasher
+
+    def _rehash(self, fd: int, algorithm: str, length: int) -> str:
+        hasher = new_hasher(algorithm)
+        _hash_file(fd, hasher, length)
+        return hasher.hexdigest()
+
+    def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> None:
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        source = self.upload_path(upload_id)
+        target = self.blob_path(digest)
+        directory = os.path.dirname(target)
+        if os.path.exists(target):
+            # The same content is already committed; keep the durable copy.
+            os.unlink(source)
+            return
+        os.makedirs(directory, exist_ok=True)
+        os.rename(source, target)
+        _fsync_directory(directory)
+
+    def _stat(self, digest: Digest) -> int | None:
+        try:
+            return os.stat(self.blob_path(digest)).st_size
+        except FileNotFoundError:
+            return None
+
+    def _open(self, digest: Digest) -> tuple[int, int]:
+        try:
+            fd = os.open(self.blob_path(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} has no content") from None
+        return fd, os.fstat(fd).st_size
+
+    def _delete_file(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    # IBlobStore
+
+    def create_upload(self, upload_id: str) -> "Deferred[None]":
+        return self._worker.run(self._create_upload, upload_id)
+
+    def open_upload(self, upload_id: str, offset: int, algorithm: str) -> "Deferred[IUploadWriter]":
+        async def open_upload() -> IUploadWriter:
+            fd, hasher = await self._worker.run(self._open_upload, upload_id, offset, algorithm)
+            return FileUploadWriter(self._worker, self, upload_id, fd, offset, hasher, algorithm)
+
+        return Deferred.fromCoroutine(open_upload())
+
+    def delete_upload(self, upload_id: str) -> "Deferred[None]":
+        return self._worker.run(self._delete_file, self.upload_path(upload_id))
+
+    def upload_ids(self) -> "Deferred[list[str]]":
+        return self._worker.run(lambda: sorted(os.listdir(self._uploads)))
+
+    def stat(self, digest: Digest) -> "Deferred[int | None]":
+        return self._worker.run(self._stat, digest)
+
+    def open(self, digest: Digest) -> "Deferred[IBlobReader]":
+        async def open_blob() -> IBlobReader:
+            fd, size = await self._worker.run(self._open, digest)
+            return FileBlobReader(self._worker, fd, size)
+
+        return Deferred.fromCoroutine(open_blob())
+
+    def delete(self, digest: Digest) -> "Deferred[None]":
+        return self._worker.run(self._delete_file, self.blob_path(digest))

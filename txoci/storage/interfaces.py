@@ -1,0 +1,197 @@
+"""
+The storage contracts.
+
+Two stores sit behind these interfaces: a blob store for content-addressed
+bytes (files today, object storage later) and a metadata store for everything
+else (SQLite today, PostgreSQL later).  The registry operations speak only to
+these interfaces, so a new backend is a new module beside the existing ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer
+from zope.interface import Attribute, Interface
+
+from txoci.registry.digest import Digest
+
+T = TypeVar("T")
+
+
+class IUploadWriter(IConsumer):
+    """
+    Consumes the bytes of one upload, hashing them as they are written.
+
+    ``write`` is called on the reactor thread; the writer queues the bytes,
+    hashes and writes them off the reactor thread, and pauses a registered
+    producer while too much is queued.
+    """
+
+    offset = Attribute("Bytes accepted so far (queued or written).")
+    algorithm = Attribute("The digest algorithm the writer hashes with.")
+
+    def flush() -> "Deferred[int]":
+        """Wait until every accepted byte is written and synced; fire with the offset."""
+
+    def commit(expected: Digest) -> "Deferred[int]":
+        """
+        Flush, verify the content against ``expected`` and move it into the
+        blob store atomically and durably.  Fire with the size, or fail with
+        ``DIGEST_INVALID`` leaving the upload as it was.
+        """
+
+    def close() -> "Deferred[None]":
+        """Release the writer's file without committing."""
+
+
+class IBlobReader(Interface):
+    """An open blob, ready to be produced to a consumer."""
+
+    size = Attribute("The blob's size in bytes.")
+
+    def produce(consumer: IConsumer, start: int, length: int) -> "Deferred[None]":
+        """
+        Write ``length`` bytes from ``start`` to ``consumer`` with back-pressure.
+        Fires when done; the reader is closed afterwards.
+        """
+
+    def close() -> None:
+        """Release the blob without producing it."""
+
+
+class IBlobStore(Interface):
+    """Content-addressed bytes and the upload files that become them."""
+
+    def create_upload(upload_id: str) -> "Deferred[None]":
+        """Create the empty file of a new upload."""
+
+    def open_upload(upload_id: str, offset: int, algorithm: str) -> "Deferred[IUploadWriter]":
+        """
+        Open an upload for appending at ``offset`` (bytes past it are dropped),
+        restoring the running hash of the bytes before it.
+        """
+
+    def delete_upload(upload_id: str) -> "Deferred[None]":
+        """Remove an upload's file, if it exists."""
+
+    def upload_ids() -> "Deferred[list[str]]":
+        """Every upload file present."""
+
+    def stat(digest: Digest) -> "Deferred[int | None]":
+        """The size of a committed blob, or None."""
+
+    def open(digest: Digest) -> "Deferred[IBlobReader]":
+        """Open a committed blob for reading; fail with ``BLOB_UNKNOWN``."""
+
+    def delete(digest: Digest) -> "Deferred[None]":
+        """Remove a committed blob's bytes."""
+
+
+@attrs.frozen
+class ManifestRecord:
+    """A stored manifest."""
+
+    digest: str
+    media_type: str
+    content: bytes
+    subject: str | None = None
+    artifact_type: str | None = None
+    annotations_json: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@attrs.frozen
+class UploadRecord:
+    """A blob upload session."""
+
+    upload_id: str
+    repository: str
+    algorithm: str
+    offset: int
+    started_at: float
+
+
+class IMetadataTransaction(Interface):
+    """
+    The metadata operations available inside one transaction.  Every method
+    runs on the store's own thread; none of them may be called elsewhere.
+    """
+
+    def repository_exists(repository: str) -> bool:
+        """Whether the repository has ever held content."""
+
+    def blob_size(digest: str) -> int | None:
+        """The size of a committed blob known to the registry, or None."""
+
+    def add_blob(digest: str, size: int) -> None:
+        """Record a committed blob."""
+
+    def linked_blob_size(repository: str, digest: str) -> int | None:
+        """The size of a blob visible in ``repository``, or None."""
+
+    def link_blob(repository: str, digest: str) -> None:
+        """Make a committed blob visible in ``repository``."""
+
+    def unlink_blob(repository: str, digest: str) -> bool:
+        """Hide a blob from ``repository``; False if it was not linked."""
+
+    def get_manifest(repository: str, digest: str) -> ManifestRecord | None:
+        """A manifest of ``repository`` by digest."""
+
+    def manifest_exists(repository: str, digest: str) -> bool:
+        """Whether ``repository`` holds the manifest."""
+
+    def put_manifest(repository: str, record: ManifestRecord, references: list[str]) -> None:
+        """Store a manifest and the digests it references."""
+
+    def delete_manifest(repository: str, digest: str) -> bool:
+        """Delete a manifest, its tags and its references; False if absent."""
+
+    def resolve_tag(repository: str, tag: str) -> str | None:
+        """The digest a tag points at."""
+
+    def set_tag(repository: str, tag: str, digest: str) -> None:
+        """Point ``tag`` at ``digest``."""
+
+    def delete_tag(repository: str, tag: str) -> bool:
+        """Remove a tag; False if absent."""
+
+    def list_tags(repository: str, last: str | None, limit: int) -> list[str]:
+        """Tags in byte order, after ``last``, at most ``limit``."""
+
+    def list_repositories(last: str | None, limit: int) -> list[str]:
+        """Repositories in byte order, after ``last``, at most ``limit``."""
+
+    def referrers(repository: str, subject: str) -> list[ManifestRecord]:
+        """Manifests of ``repository`` whose subject is ``subject``."""
+
+    def create_upload(record: UploadRecord) -> None:
+        """Record a new upload session."""
+
+    def get_upload(upload_id: str) -> UploadRecord | None:
+        """An upload session."""
+
+    def set_upload_offset(upload_id: str, offset: int) -> None:
+        """Record how many bytes an upload holds durably."""
+
+    def delete_upload(upload_id: str) -> None:
+        """Forget an upload session."""
+
+
+class IMetadataStore(Interface):
+    """Runs transactions over the registry's metadata."""
+
+    def transact(work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+        """
+        Run ``work(transaction, *args)`` in one transaction on the store's
+        thread; commit if it returns, roll back if it raises.
+        """
+
+    def close() -> "Deferred[None]":
+        """Close the store."""

@@ -1,0 +1,363 @@
+"""
+The SQLite metadata store.
+
+One database file in WAL mode with ``synchronous=FULL``, so a transaction
+that returned is on disk.  A single dedicated thread owns the connection and
+runs every transaction in turn: SQLite serialises writers anyway, and one
+thread keeps all blocking database work off the reactor thread.
+
+The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS`
+holds one script per version, applied in order at start-up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from txoci.storage.interfaces import (
+    IMetadataStore,
+    IMetadataTransaction,
+    ManifestRecord,
+    UploadRecord,
+)
+
+MIGRATIONS: list[str] = [
+    # Version 1: the registry core.
+    """
+    CREATE TABLE repositories (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+    ) WITHOUT ROWID;
+    CREATE TABLE repository_blobs (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest TEXT NOT NULL REFERENCES blobs(digest),
+        linked_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        PRIMARY KEY (repository_id, digest)
+    ) WITHOUT ROWID;
+    CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+    CREATE TABLE manifests (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        content BLOB NOT NULL,
+        subject TEXT,
+        artifact_type TEXT,
+        annotations TEXT,
+        created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        PRIMARY KEY (repository_id, digest)
+    ) WITHOUT ROWID;
+    CREATE INDEX manifests_by_subject ON manifests(repository_id, subject)
+        WHERE subject IS NOT NULL;
+    CREATE TABLE manifest_references (
+        repository_id INTEGER NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        referenced_digest TEXT NOT NULL,
+        PRIMARY KEY (repository_id, manifest_digest, referenced_digest),
+        FOREIGN KEY (repository_id, manifest_digest)
+            REFERENCES manifests(repository_id, digest) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX manifest_references_by_target
+        ON manifest_references(referenced_digest);
+    CREATE TABLE tags (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        name TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        PRIMARY KEY (repository_id, name),
+        FOREIGN KEY (repository_id, manifest_digest)
+            REFERENCES manifests(repository_id, digest) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        started_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"metadata schema version {version} is newer than this txoci "
+            f"understands ({len(MIGRATIONS)}); upgrade txoci"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {number}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (and migrate) the database at ``path``."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA busy_timeout = 10000")
+    _migrate(connection)
+    return connection
+
+
+@implementer(IMetadataTransaction)
+class SQLiteTransaction:
+    """The metadata operations, over one open SQLite transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._repository_ids: dict[str, int] = {}
+
+    def _repository_id(self, repository: str) -> int | None:
+        cached = self._repository_ids.get(repository)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT id FROM repositories WHERE name = ?", (repository,)).fetchone()
+        if row is None:
+            return None
+        self._repository_ids[repository] = row[0]
+        return int(row[0])
+
+    def _ensure_repository(self, repository: str) -> int:
+        existing = self._repository_id(repository)
+        if existing is not None:
+            return existing
+        cursor = self._db.execute("INSERT INTO repositories (name) VALUES (?)", (repository,))
+        assert cursor.lastrowid is not None
+        self._repository_ids[repository] = cursor.lastrowid
+        return cursor.lastrowid
+
+    def repository_exists(self, repository: str) -> bool:
+        return self._repository_id(repository) is not None
+
+    def blob_size(self, digest: str) -> int | None:
+        row = self._db.execute("SELECT size FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_blob(self, digest: str, size: int) -> None:
+        self._db.execute(
+            "INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (digest, size),
+        )
+
+    def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        row = self._db.execute(
+            "SELECT b.size FROM repository_blobs rb "
+            "JOIN repositories r ON r.id = rb.repository_id "
+            "JOIN blobs b ON b.digest = rb.digest "
+            "WHERE r.name = ? AND rb.digest = ?",
+            (repository, digest),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def link_blob(self, repository: str, digest: str) -> None:
+        repository_id = self._ensure_repository(repository)
+        self._db.execute(
+            "INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (repository_id, digest),
+        )
+
+    def unlink_blob(self, repository: str, digest: str) -> bool:
+        repository_id = self._repository_id(repository)
+        if repository_id is None:
+            return False
+        cursor = self._db.execute(
+            "DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+            (repository_id, digest),
+        )
+        return cursor.rowcount > 0
+
+    def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        row = self._db.execute(
+            "SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations "
+            "FROM manifests m JOIN repositories r ON r.id = m.repository_id "
+            "WHERE r.name = ? AND m.digest = ?",
+            (repository, digest),
+        ).fetchone()
+        return None if row is None else ManifestRecord(*row)
+
+    def manifest_exists(self, repository: str, digest: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id "
+            "WHERE r.name = ? AND m.digest = ?",
+            (repository, digest),
+        ).fetchone()
+        return row is not None
+
+    def put_manifest(self, repository: str, record: ManifestRecord, references: list[str]) -> None:
+        repository_id = self._ensure_repository(repository)
+        self._db.execute(
+            "INSERT INTO manifests "
+            "(repository_id, digest, media_type, content, subject, artifact_type, annotations) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                repository_id,
+                record.digest,
+                record.media_type,
+                record.content,
+                record.subject,
+                record.artifact_type,
+                record.annotations_json,
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO manifest_references "
+            "(repository_id, manifest_digest, referenced_digest) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(repository_id, record.digest, ref) for ref in references],
+        )
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        repository_id = self._repository_id(repository)
+        if repository_id is None:
+            return False
+        cursor = self._db.execute(
+            "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+            (repository_id, digest),
+        )
+        return cursor.rowcount > 0
+
+    def resolve_tag(self, repository: str, tag: str) -> str | None:
+        row = self._db.execute(
+            "SELECT t.manifest_digest FROM tags t JOIN repositories r ON r.id = t.repository_id "
+            "WHERE r.name = ? AND t.name = ?",
+            (repository, tag),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_tag(self, repository: str, tag: str, digest: str) -> None:
+        repository_id = self._ensure_repository(repository)
+        self._db.execute(
+            "INSERT INTO tags (repository_id, name, manifest_digest) VALUES (?, ?, ?) "
+            "ON CONFLICT (repository_id, name) DO UPDATE SET "
+            "manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+            (repository_id, tag, digest),
+        )
+
+    def delete_tag(self, repository: str, tag: str) -> bool:
+        repository_id = self._repository_id(repository)
+        if repository_id is None:
+            return False
+        cursor = self._db.execute(
+            "DELETE FROM tags WHERE repository_id = ? AND name = ?", (repository_id, tag)
+        )
+        return cursor.rowcount > 0
+
+    def list_tags(self, repository: str, last: str | None, limit: int) -> list[str]:
+        repository_id = self._repository_id(repository)
+        if repository_id is None:
+            return []
+        rows = self._db.execute(
+            "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",
+            (repository_id, last or "", limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def list_repositories(self, last: str | None, limit: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT name FROM repositories r WHERE name > ? AND ("
+            " EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) OR"
+            " EXISTS (SELECT 1 FROM repository_blobs b WHERE b.repository_id = r.id)"
+            ") ORDER BY name LIMIT ?",
+            (last or "", limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
+        repository_id = self._repository_id(repository)
+        if repository_id is None:
+            return []
+        rows = self._db.execute(
+            "SELECT digest, media_type, content, subject, artifact_type, annotations "
+            "FROM manifests WHERE repository_id = ? AND subject = ? ORDER BY digest",
+            (repository_id, subject),
+        ).fetchall()
+        return [ManifestRecord(*row) for row in rows]
+
+    def create_upload(self, record: UploadRecord) -> None:
+        self._db.execute(
+            "INSERT INTO uploads (id, repository, algorithm, offset, started_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.upload_id, record.repository, record.algorithm, record.offset, record.started_at),
+        )
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = self._db.execute(
+            "SELECT id, repository, algorithm, offset, started_at FROM uploads WHERE id = ?",
+            (upload_id,),
+        ).fetchone()
+        return None if row is None else UploadRecord(*row)
+
+    def set_upload_offset(self, upload_id: str, offset: int) -> None:
+        self._db.execute("UPDATE uploads SET offset = ? WHERE id = ?", (offset, upload_id))
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+
+
+@implementer(IMetadataStore)
+class SQLiteMetadataStore:
+    """Metadata in one SQLite database, served by one thread."""
+
+    def __init__(self, path: str, reactor: IReactorFromThreads) -> None:
+        self.path = path
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txoci-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    def start(self) -> "Deferred[None]":
+        """Start the store's thread and open (and migrate) the database."""
+        self._pool.start()
+
+        def open_database() -> None:
+            self._connection = connect(self.path)
+
+        return deferToThreadPool(self._reactor, self._pool, open_database)
+
+    def _run(self, work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the metadata store is closed")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(SQLiteTransaction(connection), *args)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def transact(self, work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+        return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
+
+    def close(self) -> "Deferred[None]":
+        def close_database() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        d = deferToThreadPool(self._reactor, self._pool, close_database)
+        d.addBoth(lambda result: (self._pool.stop(), result)[1])
+        return d

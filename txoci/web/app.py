@@ -1,0 +1,165 @@
+"""
+The Klein application: the route table of the distribution API.
+
+Routes are thin: each one names its handler in the module of its resource
+(:mod:`~txoci.web.blobs`, :mod:`~txoci.web.uploads`,
+:mod:`~txoci.web.manifests`, :mod:`~txoci.web.listing`).  Failures of every
+kind end up in one place and leave as the spec's JSON error envelope.
+
+The application serves the tree below ``/v2``; :func:`root_resource` puts it
+there, so ``putChild(b"v2", ...)`` in a host application works the same.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Awaitable, Callable
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from txoci.registry.errors import RegistryError, RequestInvalid, Unsupported
+from txoci.registry.operations import Registry
+from txoci.web import blobs, listing, manifests, uploads
+from txoci.web.errors import render_error, render_unexpected
+from txoci.web.responses import json_body
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def _shielded(handler: Handler) -> Callable[..., "Deferred[Any]"]:
+    """
+    Run ``handler`` to completion even if the client disconnects.
+
+    Klein cancels a handler's Deferred when its connection is lost; an upload
+    must still record how far it got, so the cancellation stops at the copy
+    Klein holds and never reaches the coroutine.
+    """
+
+    @wraps(handler)
+    def run(self: "RegistryApp", request: IRequest, **kwargs: Any) -> "Deferred[Any]":
+        inner = ensureDeferred(handler(self.registry, request, **kwargs))
+        outer: Deferred[Any] = Deferred()
+        inner.chainDeferred(outer)
+        return outer
+
+    return run
+
+
+_NAME = "/<path:name>"
+
+
+class RegistryApp:
+    """The distribution API over one :class:`~txoci.registry.operations.Registry`."""
+
+    app = Klein()
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def resource(self) -> IResource:
+        """The resource serving the tree below ``/v2``."""
+        return self.app.resource()
+
+    # end-1
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def base(self, request: IRequest) -> bytes:
+        return json_body(request, {})
+
+    # end-2, end-10
+
+    blob_get = app.route(_NAME + "/blobs/<digest_text>", methods=["GET", "HEAD"])(
+        _shielded(blobs.get_blob)
+    )
+    blob_delete = app.route(_NAME + "/blobs/<digest_text>", methods=["DELETE"])(
+        _shielded(blobs.delete_blob)
+    )
+
+    # end-4, end-11
+
+    upload_start = app.route(
+        _NAME + "/blobs/uploads/", methods=["POST"], strict_slashes=False
+    )(_shielded(uploads.start_upload))
+
+    # end-5, end-6, end-13, end-14
+
+    upload_get = app.route(_NAME + "/blobs/uploads/<upload_id>", methods=["GET", "HEAD"])(
+        _shielded(uploads.upload_progress)
+    )
+    upload_patch = app.route(_NAME + "/blobs/uploads/<upload_id>", methods=["PATCH"])(
+        _shielded(uploads.append_chunk)
+    )
+    upload_put = app.route(_NAME + "/blobs/uploads/<upload_id>", methods=["PUT"])(
+        _shielded(uploads.finish_upload)
+    )
+    upload_delete = app.route(_NAME + "/blobs/uploads/<upload_id>", methods=["DELETE"])(
+        _shielded(uploads.cancel_upload)
+    )
+
+    # end-3, end-7, end-9
+
+    manifest_get = app.route(_NAME + "/manifests/<reference_text>", methods=["GET", "HEAD"])(
+        _shielded(manifests.get_manifest)
+    )
+    manifest_put = app.route(_NAME + "/manifests/<reference_text>", methods=["PUT"])(
+        _shielded(manifests.put_manifest)
+    )
+    manifest_delete = app.route(_NAME + "/manifests/<reference_text>", methods=["DELETE"])(
+        _shielded(manifests.delete_manifest)
+    )
+
+    # end-8, end-12, catalog
+
+    tags_list = app.route(_NAME + "/tags/list", methods=["GET", "HEAD"])(
+        _shielded(listing.list_tags)
+    )
+    referrers_list = app.route(_NAME + "/referrers/<digest_text>", methods=["GET", "HEAD"])(
+        _shielded(listing.referrers)
+    )
+    catalog_list = app.route("/_catalog", methods=["GET", "HEAD"])(_shielded(listing.catalog))
+
+    # Every failure leaves as JSON.
+
+    @app.handle_errors(RegistryError)
+    def registry_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, RegistryError)
+        return render_error(request, error)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Failure) -> bytes:
+        return render_error(request, RequestInvalid("no such endpoint", status=404))
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        return render_error(request, Unsupported("method not allowed on this endpoint"))
+
+    @app.handle_errors(HTTPException)
+    def http_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, HTTPException)
+        return render_error(request, RequestInvalid(error.description or "bad request", status=error.code))
+
+    @app.handle_errors(Exception)
+    def unexpected(self, request: IRequest, failure: Failure) -> bytes | None:
+        if failure.check(CancelledError):
+            return None
+        return render_unexpected(request, failure)
+
+
+class _V2Root(Resource):
+    """The site root: ``/v2`` is the API; everything else is 404 JSON."""
+
+    def __init__(self, api: IResource) -> None:
+        super().__init__()
+        self.putChild(b"v2", api)
+
+
+def root_resource(registry: Registry) -> IResource:
+    """A site root serving the registry at ``/v2``."""
+    return _V2Root(RegistryApp(registry).resource())
