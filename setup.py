@@ -28,6 +28,7 @@ setup(
             "python-dxf>=12",
             "cryptography>=42",
             "mypy>=1.10",
+            "mypy-zope>=1.0",
             "ruff>=0.5",
             "types-setuptools",
         ],

@@ -32,7 +32,7 @@ class Hasher(Protocol):
 
     def hexdigest(self) -> str: ...
 
-    def copy(self) -> "Hasher": ...
+    def copy(self) -> Hasher: ...
 
 
 @attrs.frozen(order=True)
@@ -46,7 +46,7 @@ class Digest:
         return f"{self.algorithm}:{self.encoded}"
 
     @classmethod
-    def parse(cls, text: str | bytes) -> "Digest":
+    def parse(cls, text: str | bytes) -> Digest:
         """Parse and validate ``text``; raise :class:`DigestInvalid` otherwise."""
         if isinstance(text, bytes):
             try:
@@ -64,7 +64,7 @@ class Digest:
         return cls(algorithm, encoded)
 
     @classmethod
-    def of(cls, data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> "Digest":
+    def of(cls, data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
         """The digest of ``data``."""
         hasher = new_hasher(algorithm)
         hasher.update(data)

@@ -51,7 +51,7 @@ class Reference:
     digest: Digest | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Reference":
+    def parse(cls, text: str) -> Reference:
         """Parse a tag or digest; anything else is a 400."""
         if is_digest(text):
             return cls(digest=Digest.parse(text))

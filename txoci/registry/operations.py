@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IReactorTime
 from twisted.logger import Logger
 
-from txoci.registry import mediatypes as mt
 from txoci.registry.digest import DEFAULT_ALGORITHM, Digest, validate_algorithm
 from txoci.registry.errors import (
     BlobUnknown,
@@ -60,7 +60,7 @@ class ByteSource(Protocol):
     def length(self) -> int | None:
         """The declared length, if known in advance."""
 
-    def deliver(self, consumer: IConsumer) -> "Deferred[int]":
+    def deliver(self, consumer: IConsumer) -> Deferred[int]:
         """Write every byte to ``consumer``; fire with the count at the end."""
 
 
@@ -133,7 +133,7 @@ class Registry:
 
     # Helpers
 
-    def _transact(self, work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+    def _transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return self.metadata.transact(work, *args)
 
     def _require_deletes(self) -> None:

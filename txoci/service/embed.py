@@ -12,11 +12,12 @@ streaming uploads.  :class:`RegistryService` wraps the same thing as an
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -132,7 +133,7 @@ class RegistryService(Service):
             log.info("txoci serving {data_dir} on {address}",
                      data_dir=self.settings.data_dir, address=port.getHost())
 
-    def stopService(self) -> "Deferred[None]":
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         return Deferred.fromCoroutine(self._stop())
 
@@ -142,7 +143,7 @@ class RegistryService(Service):
         except Exception:
             pass
         for port in self.ports:
-            await port.stopListening()
+            await maybeDeferred(port.stopListening)
         self.ports = []
         if self.opened is not None:
             await self.opened.close()

@@ -27,7 +27,7 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, description: str) -> None:
-        """A Twisted server endpoint string to listen on (repeatable) [default: tcp:5000:interface=127.0.0.1]."""
+        """Listen on a Twisted server endpoint string (repeatable)."""
         self["listen"].append(description)
 
     opt_l = opt_listen

@@ -20,10 +20,11 @@ import errno
 import os
 import re
 from collections import deque
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer, IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -86,7 +87,7 @@ class _Worker:
         self.reactor = reactor
         self.pool = pool
 
-    def run(self, f: Callable[..., T], *args: Any) -> "Deferred[T]":
+    def run(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f, *args)
 
 
@@ -104,7 +105,7 @@ class FileUploadWriter:
     def __init__(
         self,
         worker: _Worker,
-        store: "FilesystemBlobStore",
+        store: FilesystemBlobStore,
         upload_id: str,
         fd: int,
         offset: int,
@@ -129,8 +130,8 @@ class FileUploadWriter:
 
     # IConsumer
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
-        self._producer = producer
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        self._producer = IPushProducer(producer)
         self._paused = False
         if self._queued > HIGH_WATER:
             self._pause()
@@ -206,7 +207,7 @@ class FileUploadWriter:
         for waiter in waiters:
             waiter.errback(failure)
 
-    def _idle(self) -> "Deferred[None]":
+    def _idle(self) -> Deferred[None]:
         if self._failure is not None:
             return Deferred.fromCoroutine(self._raise_failure())
         if not self._busy and not self._queue:
@@ -230,7 +231,7 @@ class FileUploadWriter:
     def failed(self) -> bool:
         return self._failure is not None
 
-    def flush(self) -> "Deferred[int]":
+    def flush(self) -> Deferred[int]:
         async def flush() -> int:
             await self._idle()
             fd = self._require_fd()
@@ -239,7 +240,7 @@ class FileUploadWriter:
 
         return Deferred.fromCoroutine(flush())
 
-    def commit(self, expected: Digest) -> "Deferred[int]":
+    def commit(self, expected: Digest) -> Deferred[int]:
         async def commit() -> int:
             await self._idle()
             fd = self._require_fd()
@@ -260,7 +261,7 @@ class FileUploadWriter:
 
         return Deferred.fromCoroutine(commit())
 
-    def close(self) -> "Deferred[None]":
+    def close(self) -> Deferred[None]:
         async def close() -> None:
             try:
                 await self._idle()
@@ -288,7 +289,7 @@ class FileBlobReader:
         self._reading = False
         self._done: Deferred[None] | None = None
 
-    def produce(self, consumer: IConsumer, start: int, length: int) -> "Deferred[None]":
+    def produce(self, consumer: IConsumer, start: int, length: int) -> Deferred[None]:
         self._consumer = consumer
         self._position = start
         self._end = start + length
@@ -437,31 +438,31 @@ class FilesystemBlobStore:
 
     # IBlobStore
 
-    def create_upload(self, upload_id: str) -> "Deferred[None]":
+    def create_upload(self, upload_id: str) -> Deferred[None]:
         return self._worker.run(self._create_upload, upload_id)
 
-    def open_upload(self, upload_id: str, offset: int, algorithm: str) -> "Deferred[IUploadWriter]":
+    def open_upload(self, upload_id: str, offset: int, algorithm: str) -> Deferred[IUploadWriter]:
         async def open_upload() -> IUploadWriter:
             fd, hasher = await self._worker.run(self._open_upload, upload_id, offset, algorithm)
             return FileUploadWriter(self._worker, self, upload_id, fd, offset, hasher, algorithm)
 
         return Deferred.fromCoroutine(open_upload())
 
-    def delete_upload(self, upload_id: str) -> "Deferred[None]":
+    def delete_upload(self, upload_id: str) -> Deferred[None]:
         return self._worker.run(self._delete_file, self.upload_path(upload_id))
 
-    def upload_ids(self) -> "Deferred[list[str]]":
+    def upload_ids(self) -> Deferred[list[str]]:
         return self._worker.run(lambda: sorted(os.listdir(self._uploads)))
 
-    def stat(self, digest: Digest) -> "Deferred[int | None]":
+    def stat(self, digest: Digest) -> Deferred[int | None]:
         return self._worker.run(self._stat, digest)
 
-    def open(self, digest: Digest) -> "Deferred[IBlobReader]":
+    def open(self, digest: Digest) -> Deferred[IBlobReader]:
         async def open_blob() -> IBlobReader:
             fd, size = await self._worker.run(self._open, digest)
             return FileBlobReader(self._worker, fd, size)
 
         return Deferred.fromCoroutine(open_blob())
 
-    def delete(self, digest: Digest) -> "Deferred[None]":
+    def delete(self, digest: Digest) -> Deferred[None]:
         return self._worker.run(self._delete_file, self.blob_path(digest))

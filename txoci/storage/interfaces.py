@@ -9,7 +9,8 @@ these interfaces, so a new backend is a new module beside the existing ones.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -33,17 +34,17 @@ class IUploadWriter(IConsumer):
     offset = Attribute("Bytes accepted so far (queued or written).")
     algorithm = Attribute("The digest algorithm the writer hashes with.")
 
-    def flush() -> "Deferred[int]":
+    def flush() -> Deferred[int]:
         """Wait until every accepted byte is written and synced; fire with the offset."""
 
-    def commit(expected: Digest) -> "Deferred[int]":
+    def commit(expected: Digest) -> Deferred[int]:
         """
         Flush, verify the content against ``expected`` and move it into the
         blob store atomically and durably.  Fire with the size, or fail with
         ``DIGEST_INVALID`` leaving the upload as it was.
         """
 
-    def close() -> "Deferred[None]":
+    def close() -> Deferred[None]:
         """Release the writer's file without committing."""
 
 
@@ -52,7 +53,7 @@ class IBlobReader(Interface):
 
     size = Attribute("The blob's size in bytes.")
 
-    def produce(consumer: IConsumer, start: int, length: int) -> "Deferred[None]":
+    def produce(consumer: IConsumer, start: int, length: int) -> Deferred[None]:
         """
         Write ``length`` bytes from ``start`` to ``consumer`` with back-pressure.
         Fires when done; the reader is closed afterwards.
@@ -65,28 +66,28 @@ class IBlobReader(Interface):
 class IBlobStore(Interface):
     """Content-addressed bytes and the upload files that become them."""
 
-    def create_upload(upload_id: str) -> "Deferred[None]":
+    def create_upload(upload_id: str) -> Deferred[None]:
         """Create the empty file of a new upload."""
 
-    def open_upload(upload_id: str, offset: int, algorithm: str) -> "Deferred[IUploadWriter]":
+    def open_upload(upload_id: str, offset: int, algorithm: str) -> Deferred[IUploadWriter]:
         """
         Open an upload for appending at ``offset`` (bytes past it are dropped),
         restoring the running hash of the bytes before it.
         """
 
-    def delete_upload(upload_id: str) -> "Deferred[None]":
+    def delete_upload(upload_id: str) -> Deferred[None]:
         """Remove an upload's file, if it exists."""
 
-    def upload_ids() -> "Deferred[list[str]]":
+    def upload_ids() -> Deferred[list[str]]:
         """Every upload file present."""
 
-    def stat(digest: Digest) -> "Deferred[int | None]":
+    def stat(digest: Digest) -> Deferred[int | None]:
         """The size of a committed blob, or None."""
 
-    def open(digest: Digest) -> "Deferred[IBlobReader]":
+    def open(digest: Digest) -> Deferred[IBlobReader]:
         """Open a committed blob for reading; fail with ``BLOB_UNKNOWN``."""
 
-    def delete(digest: Digest) -> "Deferred[None]":
+    def delete(digest: Digest) -> Deferred[None]:
         """Remove a committed blob's bytes."""
 
 
@@ -187,11 +188,11 @@ class IMetadataTransaction(Interface):
 class IMetadataStore(Interface):
     """Runs transactions over the registry's metadata."""
 
-    def transact(work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+    def transact(work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """
         Run ``work(transaction, *args)`` in one transaction on the store's
         thread; commit if it returns, roll back if it raises.
         """
 
-    def close() -> "Deferred[None]":
+    def close() -> Deferred[None]:
         """Close the store."""

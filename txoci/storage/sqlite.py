@@ -13,7 +13,8 @@ holds one script per version, applied in order at start-up.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
@@ -327,7 +328,7 @@ class SQLiteMetadataStore:
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txoci-sqlite")
         self._connection: sqlite3.Connection | None = None
 
-    def start(self) -> "Deferred[None]":
+    def start(self) -> Deferred[None]:
         """Start the store's thread and open (and migrate) the database."""
         self._pool.start()
 
@@ -349,15 +350,19 @@ class SQLiteMetadataStore:
         connection.execute("COMMIT")
         return result
 
-    def transact(self, work: Callable[..., Any], *args: Any) -> "Deferred[Any]":
+    def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
 
-    def close(self) -> "Deferred[None]":
+    def close(self) -> Deferred[None]:
         def close_database() -> None:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
-        d = deferToThreadPool(self._reactor, self._pool, close_database)
-        d.addBoth(lambda result: (self._pool.stop(), result)[1])
-        return d
+        async def close() -> None:
+            try:
+                await deferToThreadPool(self._reactor, self._pool, close_database)
+            finally:
+                self._pool.stop()
+
+        return Deferred.fromCoroutine(close())

@@ -12,8 +12,9 @@ there, so ``putChild(b"v2", ...)`` in a host application works the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -28,10 +29,10 @@ from txoci.web import blobs, listing, manifests, uploads
 from txoci.web.errors import render_error, render_unexpected
 from txoci.web.responses import json_body
 
-Handler = Callable[..., Awaitable[Any]]
+Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
-def _shielded(handler: Handler) -> Callable[..., "Deferred[Any]"]:
+def _shielded(handler: Handler) -> Callable[..., Deferred[Any]]:
     """
     Run ``handler`` to completion even if the client disconnects.
 
@@ -41,8 +42,8 @@ def _shielded(handler: Handler) -> Callable[..., "Deferred[Any]"]:
     """
 
     @wraps(handler)
-    def run(self: "RegistryApp", request: IRequest, **kwargs: Any) -> "Deferred[Any]":
-        inner = ensureDeferred(handler(self.registry, request, **kwargs))
+    def run(self: RegistryApp, request: IRequest, **kwargs: Any) -> Deferred[Any]:
+        inner: Deferred[Any] = ensureDeferred(handler(self.registry, request, **kwargs))
         outer: Deferred[Any] = Deferred()
         inner.chainDeferred(outer)
         return outer

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import IConsumer
 from twisted.web.iweb import IRequest
 
 from txoci.registry.digest import Digest
 from txoci.registry.operations import Registry
+from txoci.web.errors import API_VERSION_HEADER
 from txoci.web.headers import Unsatisfiable, parse_byte_range
 from txoci.web.responses import empty, header, set_headers
-from txoci.web.errors import API_VERSION_HEADER
 
 
 def _blob_headers(digest: Digest) -> dict[str, str]:
@@ -48,7 +49,7 @@ async def get_blob(registry: Registry, request: IRequest, name: str, digest_text
         request.setHeader(b"Content-Range", wanted.content_range(info.size).encode("ascii"))
     request.setHeader(b"Content-Length", b"%d" % length)
     try:
-        await reader.produce(request, start, length)
+        await reader.produce(IConsumer(request), start, length)
     except Exception:
         if getattr(request, "_disconnected", False):
             # The client went away mid-download; nothing to answer.

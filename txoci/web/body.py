@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import IO, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.task import cooperate
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from txoci.registry.errors import PayloadTooLarge
 from txoci.registry.operations import ByteSource
@@ -62,7 +61,7 @@ class _FileSource:
         self.length = length
         self._task: Any = None
 
-    def deliver(self, consumer: IConsumer) -> "Deferred[int]":
+    def deliver(self, consumer: IConsumer) -> Deferred[int]:
         self._content.seek(0)
         total = 0
 
@@ -102,7 +101,7 @@ def body_source(request: IRequest) -> ByteSource:
     """The request body as a :class:`~txoci.registry.operations.ByteSource`."""
     if isinstance(request, StreamingRequest) and request.body is not None:
         return request.body
-    content: IO[bytes] = getattr(request, "content")
+    content: IO[bytes] = request.content
     return _FileSource(content, declared_length(request))
 
 

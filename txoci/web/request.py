@@ -43,7 +43,7 @@ _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 class StreamingBody:
     """The body of a :class:`StreamingRequest`, as it arrives."""
 
-    def __init__(self, request: "StreamingRequest", length: int | None) -> None:
+    def __init__(self, request: StreamingRequest, length: int | None) -> None:
         self._request = request
         self.length = length
         self.received = 0
@@ -123,7 +123,7 @@ class StreamingBody:
 
     # The handler's side.
 
-    def deliver(self, consumer: IConsumer) -> "Deferred[int]":
+    def deliver(self, consumer: IConsumer) -> Deferred[int]:
         """Write the whole body to ``consumer``; fire with its length at the end."""
         if self._consumer is not None:
             raise RuntimeError("a request body can only be delivered once")
@@ -160,9 +160,9 @@ class StreamingRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         channel: Any = self.channel
-        command = getattr(channel, "_command", None)
-        path = getattr(channel, "_path", None)
-        version = getattr(channel, "_version", None)
+        command: bytes | None = getattr(channel, "_command", None)
+        path: bytes | None = getattr(channel, "_path", None)
+        version: bytes | None = getattr(channel, "_version", None)
         if (
             command not in _BODY_METHODS
             or length == 0
@@ -173,7 +173,7 @@ class StreamingRequest(Request):
             return
         self.content = io.BytesIO()
         self.body = StreamingBody(self, length)
-        self.method, self.uri, self.clientproto = command, path, version
+        self.method, self.uri, self.clientproto = command, path, version or b"HTTP/1.1"
         self.path, _, query = path.partition(b"?")
         self.args = parse_qs(query, 1) if query else {}
         # Dispatch on the next turn of the reactor: the rest of the data
