@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IReactorTime
+from twisted.internet.interfaces import IConsumer, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from txoci.registry.digest import DEFAULT_ALGORITHM, Digest, validate_algorithm
@@ -49,6 +49,9 @@ log = Logger()
 
 #: Largest manifest accepted; the spec asks for at least 4 MiB.
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+#: An upload's writer (an open file and its running hash) is released after
+#: this long without a request; the session stays and resumes from its file.
+WRITER_IDLE_SECONDS = 300.0
 #: Most tags a multi-tag push may carry.
 MAX_TAGS_PER_PUSH = 100
 
@@ -111,6 +114,7 @@ class _ActiveUpload:
         self.writer = writer
         self.record = record
         self.busy = False
+        self.idle_timer: IDelayedCall | None = None
 
 
 class Registry:
@@ -236,7 +240,21 @@ class Registry:
                 headers=_range_header(active.writer.offset),
             )
         active.busy = True
+        if active.idle_timer is not None and active.idle_timer.active():
+            active.idle_timer.cancel()
+        active.idle_timer = None
         return active
+
+    def _release(self, active: _ActiveUpload) -> None:
+        """The request using ``active`` is done; close it if it stays idle."""
+        active.busy = False
+        upload_id = active.record.upload_id
+
+        def close_if_idle() -> None:
+            if self._active.get(upload_id) is active and not active.busy:
+                Deferred.fromCoroutine(self._forget(upload_id))
+
+        active.idle_timer = self.clock.callLater(WRITER_IDLE_SECONDS, close_if_idle)
 
     async def _append(
         self,
@@ -285,7 +303,7 @@ class Registry:
         try:
             await self._append(active, body, content_range)
         finally:
-            active.busy = False
+            self._release(active)
         return UploadStatus(repository, upload_id, active.writer.offset)
 
     async def finish_upload(
@@ -303,7 +321,7 @@ class Registry:
                 await self._append(active, body, content_range)
             size = await active.writer.commit(digest)
         except BaseException:
-            active.busy = False
+            self._release(active)
             raise
         self._active.pop(upload_id, None)
 
@@ -332,6 +350,8 @@ class Registry:
     async def _forget(self, upload_id: str) -> None:
         active = self._active.pop(upload_id, None)
         if active is not None:
+            if active.idle_timer is not None and active.idle_timer.active():
+                active.idle_timer.cancel()
             await active.writer.close()
 
     async def _discard(self, upload_id: str) -> None:

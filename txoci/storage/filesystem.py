@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from txoci.registry.digest import Digest, Hasher, new_hasher
 from txoci.registry.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, StorageFull
-from txoci.storage.interfaces import IBlobReader, IBlobStore, IUploadWriter
+from txoci.storage.interfaces import IBlobReader, IBlobStore, IUploadWriter, TransferStopped
 
 T = TypeVar("T")
 
@@ -343,7 +343,7 @@ class FileBlobReader:
         self._read_next()
 
     def stopProducing(self) -> None:
-        self._finish(Failure(ConnectionError("consumer stopped the blob transfer")))
+        self._finish(Failure(TransferStopped("consumer stopped the blob transfer")))
 
     def close(self) -> None:
         if self._fd is not None:

@@ -22,6 +22,10 @@ from txoci.registry.digest import Digest
 T = TypeVar("T")
 
 
+class TransferStopped(Exception):
+    """The consumer of a blob stopped the transfer (the client went away)."""
+
+
 class IUploadWriter(IConsumer):
     """
     Consumes the bytes of one upload, hashing them as they are written.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -22,12 +23,13 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from txoci.registry.errors import RegistryError, RequestInvalid, Unsupported
 from txoci.registry.operations import Registry
 from txoci.web import blobs, listing, manifests, uploads
 from txoci.web.errors import render_error, render_unexpected
-from txoci.web.responses import json_body
+from txoci.web.responses import empty, json_body
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -140,6 +142,16 @@ class RegistryApp:
     def method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
         return render_error(request, Unsupported("method not allowed on this endpoint"))
 
+    @app.handle_errors(RequestRedirect)
+    def redirect(self, request: IRequest, failure: Failure) -> bytes:
+        # ``/v2`` and friends: send the client to the canonical path, keeping
+        # the Location relative so it is right behind any proxy.
+        error = failure.value
+        assert isinstance(error, RequestRedirect)
+        target = urlsplit(error.new_url)
+        location = target.path + (f"?{target.query}" if target.query else "")
+        return empty(request, error.code, {"Location": location})
+
     @app.handle_errors(HTTPException)
     def http_error(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
@@ -153,12 +165,27 @@ class RegistryApp:
         return render_unexpected(request, failure)
 
 
+class _NotFound(Resource):
+    """Anything outside ``/v2``: the spec's error envelope, 404."""
+
+    isLeaf = True
+
+    def render(self, request: IRequest) -> bytes:
+        return render_error(request, RequestInvalid("no such endpoint", status=404))
+
+
 class _V2Root(Resource):
     """The site root: ``/v2`` is the API; everything else is 404 JSON."""
 
     def __init__(self, api: IResource) -> None:
         super().__init__()
         self.putChild(b"v2", api)
+
+    def getChild(self, path: bytes, request: IRequest) -> IResource:
+        return _NotFound()
+
+    def render(self, request: IRequest) -> bytes:
+        return _NotFound().render(request)
 
 
 def root_resource(registry: Registry) -> IResource:

@@ -7,6 +7,7 @@ from twisted.web.iweb import IRequest
 
 from txoci.registry.digest import Digest
 from txoci.registry.operations import Registry
+from txoci.storage.interfaces import TransferStopped
 from txoci.web.errors import API_VERSION_HEADER
 from txoci.web.headers import Unsatisfiable, parse_byte_range
 from txoci.web.responses import empty, header, set_headers
@@ -50,11 +51,9 @@ async def get_blob(registry: Registry, request: IRequest, name: str, digest_text
     request.setHeader(b"Content-Length", b"%d" % length)
     try:
         await reader.produce(IConsumer(request), start, length)
-    except Exception:
-        if getattr(request, "_disconnected", False):
-            # The client went away mid-download; nothing to answer.
-            return None
-        raise
+    except TransferStopped:
+        # The client went away mid-download; there is nobody to answer.
+        pass
     return None
 
 
