@@ -56,6 +56,24 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
+#: Buffers per ``writev`` call, well under every platform's IOV_MAX.
+_IOV_BATCH = 256
+
+
+def _write_chunks(fd: int, chunks: list[bytes]) -> None:
+    """Write ``chunks`` in order with as few system calls as possible."""
+    for first in range(0, len(chunks), _IOV_BATCH):
+        group = chunks[first : first + _IOV_BATCH]
+        written = os.writev(fd, group)
+        for chunk in group:
+            # A short write: finish this group chunk by chunk.
+            if written >= len(chunk):
+                written -= len(chunk)
+                continue
+            _write_all(fd, chunk[written:])
+            written = 0
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -176,7 +194,7 @@ class FileUploadWriter:
             try:
                 for chunk in batch:
                     hasher.update(chunk)
-                    _write_all(fd, chunk)
+                _write_chunks(fd, batch)
             except OSError as e:
                 raise _translate_os_error(e) from e
 
@@ -293,10 +311,12 @@ class FileBlobReader:
         self._consumer = consumer
         self._position = start
         self._end = start + length
-        self._done = Deferred()
+        # Keep our own reference: an empty range finishes (and clears
+        # ``self._done``) before this method returns.
+        done = self._done = Deferred()
         consumer.registerProducer(self, True)
         self._read_next()
-        return self._done
+        return done
 
     def _read_next(self) -> None:
         if self._reading or self._paused or self._fd is None:

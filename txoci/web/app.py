@@ -140,7 +140,11 @@ class RegistryApp:
 
     @app.handle_errors(MethodNotAllowed)
     def method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        return render_error(request, Unsupported("method not allowed on this endpoint"))
+        error = failure.value
+        assert isinstance(error, MethodNotAllowed)
+        # RFC 9110 15.5.6: a 405 lists the methods the endpoint does allow.
+        allowed = {"Allow": ", ".join(sorted(error.valid_methods or []))}
+        return render_error(request, Unsupported("method not allowed on this endpoint", headers=allowed))
 
     @app.handle_errors(RequestRedirect)
     def redirect(self, request: IRequest, failure: Failure) -> bytes:

@@ -29,7 +29,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
-from twisted.web.http import parse_qs
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, parse_qs
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
@@ -236,7 +236,34 @@ class StreamingRequest(Request):
         super().finish()
 
 
+class _PlainHTTPChannel(HTTPChannel):
+    """
+    An :class:`HTTPChannel` that refuses a TLS handshake at once.
+
+    Clients told a registry is insecure (skopeo, containerd) try HTTPS first
+    and fall back to HTTP when that fails.  A ClientHello has no CRLF, so the
+    stock channel waits for a request line until the client's TLS handshake
+    times out (10 seconds in Go); answering 400 makes the fallback immediate,
+    as Go's own HTTP server does.
+    """
+
+    _seen_data = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._seen_data and data:
+            self._seen_data = True
+            if data[:1] == b"\x16":  # A TLS handshake record, never an HTTP method.
+                self._respondToBadRequestAndDisconnect()
+                return
+        super().dataReceived(data)
+
+
+def _channel() -> _GenericHTTPChannelProtocol:
+    return _GenericHTTPChannelProtocol(_PlainHTTPChannel())
+
+
 def streaming_site(resource: Any, **kwargs: Any) -> Site:
     """A :class:`Site` whose requests stream their bodies."""
     site = Site(resource, requestFactory=StreamingRequest, **kwargs)
+    site.protocol = _channel  # type: ignore[assignment]
     return site
