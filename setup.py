@@ -33,7 +33,6 @@ setup(
             "types-setuptools",
         ],
     },
-    entry_points={"console_scripts": ["txoci = txoci.service.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",
