@@ -92,7 +92,9 @@ class RegistryTestCase(TestCase):
         self.assertEqual(response.code, 201, body)
         return digest
 
-    async def push_image(self, repository: str, tag: str | None, layers: list[bytes], **extra: Any) -> tuple[str, bytes]:
+    async def push_image(
+        self, repository: str, tag: str | None, layers: list[bytes], **extra: Any
+    ) -> tuple[str, bytes]:
         """Push a config, ``layers`` and an OCI manifest; return (digest, manifest bytes)."""
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
         config_digest = await self.push_blob(repository, config)
@@ -133,6 +135,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: ``twistd`` itself (``python -m twisted`` is the other runner, ``twist``).
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+
+
 class TwistdServer:
     """A real ``twistd -n oci`` process on a free loopback port."""
 
@@ -143,7 +149,8 @@ class TwistdServer:
         self.log_path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), f"twistd-{self.port}.log")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "oci",
+            # The command users run, ``twistd -n oci``, with this interpreter.
+            [sys.executable, "-c", TWISTD, "--nodaemon", "--pidfile=", "oci",
              "--data-dir", data_dir, "--listen", f"tcp:{self.port}:interface=127.0.0.1", *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
