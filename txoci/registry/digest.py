@@ -54,12 +54,12 @@ class Digest:
             except UnicodeDecodeError:
                 raise DigestInvalid("digest is not ASCII") from None
         algorithm, sep, encoded = text.partition(":")
-        if not sep or not _ALGORITHM_GRAMMAR.match(algorithm):
+        if not sep or not _ALGORITHM_GRAMMAR.fullmatch(algorithm):
             raise DigestInvalid(f"malformed digest {text[:200]!r}")
         length = ALGORITHMS.get(algorithm)
         if length is None:
             raise DigestInvalid(f"unsupported digest algorithm {algorithm[:40]!r}")
-        if len(encoded) != length or not _HEX.match(encoded):
+        if len(encoded) != length or not _HEX.fullmatch(encoded):
             raise DigestInvalid(f"malformed {algorithm} digest {text[:200]!r}")
         return cls(algorithm, encoded)
 

@@ -26,14 +26,14 @@ MAX_NAME_LENGTH = 255
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid repository name, else raise NAME_INVALID."""
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
         raise NameInvalid(f"invalid repository name {name[:300]!r}")
     return name
 
 
 def is_valid_tag(tag: str) -> bool:
     """Whether ``tag`` matches the spec's tag grammar."""
-    return bool(_TAG.match(tag))
+    return bool(_TAG.fullmatch(tag))
 
 
 def validate_tag(tag: str) -> str:

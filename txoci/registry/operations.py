@@ -134,6 +134,8 @@ class Registry:
         self.config = config
         self._new_upload_id = new_upload_id
         self._active: dict[str, _ActiveUpload] = {}
+        #: Uploads whose writer is being opened (which truncates the file).
+        self._opening: set[str] = set()
 
     # Helpers
 
@@ -227,13 +229,20 @@ class Registry:
         record = await self._upload_record(repository, upload_id)
         active = self._active.get(upload_id)
         if active is None:
-            writer = await self.blobs.open_upload(upload_id, record.offset, record.algorithm)
-            # Another request may have opened it while we waited.
-            if upload_id in self._active:
-                await writer.close()
-                active = self._active[upload_id]
-            else:
-                active = self._active[upload_id] = _ActiveUpload(writer, record)
+            # Opening truncates the file to the recorded offset, so a second
+            # open must never race the first: it would cut off bytes the
+            # first request is already writing.
+            if upload_id in self._opening:
+                raise RangeNotSatisfiable(
+                    "another request is writing to this upload",
+                    headers=_range_header(record.offset),
+                )
+            self._opening.add(upload_id)
+            try:
+                writer = await self.blobs.open_upload(upload_id, record.offset, record.algorithm)
+            finally:
+                self._opening.discard(upload_id)
+            active = self._active[upload_id] = _ActiveUpload(writer, record)
         if active.busy:
             raise RangeNotSatisfiable(
                 "another request is writing to this upload",
@@ -249,6 +258,10 @@ class Registry:
         """The request using ``active`` is done; close it if it stays idle."""
         active.busy = False
         upload_id = active.record.upload_id
+        if self._active.get(upload_id) is not active:
+            # Already forgotten (a failed flush, or the registry closed
+            # while this request ran): no writer left to time out.
+            return
 
         def close_if_idle() -> None:
             if self._active.get(upload_id) is active and not active.busy:

@@ -88,7 +88,7 @@ def parse_page_size(value: str | None) -> int | None:
     """The ``n`` of a listing: a non-negative integer, capped at :data:`MAX_PAGE`."""
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise RequestInvalid(f"n must be a non-negative integer, not {value[:40]!r}")
     return min(int(value), MAX_PAGE)
 
