@@ -305,6 +305,7 @@ class FileBlobReader:
         self._end = 0
         self._paused = False
         self._reading = False
+        self._close_pending = False
         self._done: Deferred[None] | None = None
 
     def produce(self, consumer: IConsumer, start: int, length: int) -> Deferred[None]:
@@ -331,6 +332,8 @@ class FileBlobReader:
 
     def _got_chunk(self, result: bytes | Failure) -> None:
         self._reading = False
+        if self._close_pending:
+            self.close()
         if self._fd is None or self._consumer is None:
             return
         if isinstance(result, Failure):
@@ -366,6 +369,13 @@ class FileBlobReader:
         self._finish(Failure(TransferStopped("consumer stopped the blob transfer")))
 
     def close(self) -> None:
+        if self._reading:
+            # A pread is using the descriptor on a pool thread; closing it now
+            # could hand its number to another file mid-read.
+            self._close_pending = True
+            self._consumer = None
+            return
+        self._close_pending = False
         if self._fd is not None:
             fd, self._fd = self._fd, None
             # Closing a file descriptor does not block on a regular file.
@@ -469,7 +479,7 @@ class FilesystemBlobStore:
         return Deferred.fromCoroutine(open_upload())
 
     def delete_upload(self, upload_id: str) -> Deferred[None]:
-        return self._worker.run(self._delete_file, self.upload_path(upload_id))
+        return self._worker.run(lambda: self._delete_file(self.upload_path(upload_id)))
 
     def upload_ids(self) -> Deferred[list[str]]:
         return self._worker.run(lambda: sorted(os.listdir(self._uploads)))

@@ -118,7 +118,11 @@ def connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA busy_timeout = 10000")
-    _migrate(connection)
+    try:
+        _migrate(connection)
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
@@ -344,10 +348,12 @@ class SQLiteMetadataStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             result = work(SQLiteTransaction(connection), *args)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # Also after a failed COMMIT: never leave the transaction open.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         return result
 
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
@@ -360,6 +366,8 @@ class SQLiteMetadataStore:
                 self._connection = None
 
         async def close() -> None:
+            if not self._pool.started:
+                return
             try:
                 await deferToThreadPool(self._reactor, self._pool, close_database)
             finally:
