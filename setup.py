@@ -19,6 +19,7 @@ setup(
         "klein>=24.8",
         "treq>=24.9",
         "attrs>=23.1",
+        "werkzeug>=2",
         "zope.interface>=6",
     ],
     extras_require={
@@ -36,6 +37,6 @@ setup(
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
+        # The license is the ``license`` field above; setuptools >= 77 deprecates license classifiers.
     ],
 )

@@ -6,6 +6,7 @@ and :class:`RegistryService`; ``twistd oci`` runs the same service.
 """
 
 from txoci.service.embed import OpenRegistry, RegistryService, Settings, open_registry
+from txoci.web.request import streaming_site
 
-__all__ = ["OpenRegistry", "RegistryService", "Settings", "open_registry"]
+__all__ = ["OpenRegistry", "RegistryService", "Settings", "open_registry", "streaming_site"]
 __version__ = "0.1.0"

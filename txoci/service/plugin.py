@@ -19,7 +19,7 @@ class Options(usage.Options):
         ["data-dir", "d", "txoci-data", "Directory holding everything the registry stores."],
     ]
     optFlags = [
-        ["disable-deletes", None, "Refuse every DELETE with 405 UNSUPPORTED."],
+        ["disable-deletes", None, "Refuse deletes of manifests, tags and blobs with 405 UNSUPPORTED."],
     ]
 
     def __init__(self) -> None:

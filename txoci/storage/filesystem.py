@@ -408,6 +408,8 @@ class FilesystemBlobStore:
         path = self.upload_path(upload_id)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.close(fd)
+        # The upload's entry must survive a crash along with its session row.
+        _fsync_directory(self._uploads)
 
     def _open_upload(self, upload_id: str, offset: int, algorithm: str) -> tuple[int, Hasher]:
         path = self.upload_path(upload_id)
@@ -443,9 +445,15 @@ class FilesystemBlobStore:
             # The same content is already committed; keep the durable copy.
             os.unlink(source)
             return
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+            # A new prefix directory: make its own entry durable too.
+            _fsync_directory(os.path.dirname(directory))
+            _fsync_directory(os.path.dirname(os.path.dirname(directory)))
         os.rename(source, target)
         _fsync_directory(directory)
+        # The upload's entry left uploads/: make that durable as well.
+        _fsync_directory(self._uploads)
 
     def _stat(self, digest: Digest) -> int | None:
         try:
