@@ -66,7 +66,7 @@ class RegistryApp:
 
     def resource(self) -> IResource:
         """The resource serving the tree below ``/v2``."""
-        return self.app.resource()
+        return _Utf8Only(self.app.resource())
 
     # end-1
 
@@ -176,6 +176,28 @@ class _NotFound(Resource):
 
     def render(self, request: IRequest) -> bytes:
         return render_error(request, RequestInvalid("no such endpoint", status=404))
+
+
+class _Utf8Only(Resource):
+    """
+    Refuses a path or host that is not UTF-8 with the spec's envelope, 400;
+    Klein would answer such a request in plain text and log an error.
+    """
+
+    isLeaf = True
+
+    def __init__(self, api: IResource) -> None:
+        super().__init__()
+        self._api = api
+
+    def render(self, request: IRequest) -> Any:
+        try:
+            request.getRequestHostname().decode("utf-8")
+            for segment in (*request.prepath, *request.postpath):
+                segment.decode("utf-8")
+        except UnicodeDecodeError:
+            return render_error(request, RequestInvalid("the request path or host is not UTF-8"))
+        return self._api.render(request)
 
 
 class _V2Root(Resource):

@@ -196,9 +196,11 @@ class StreamingRequest(Request):
         if self.body is None:
             super().requestReceived(command, path, version)
             return
+        # Ending the body may let the handler answer right away; only an
+        # answer that went out before the body had all arrived closes.
+        answered_early = self.finished
         self.body._end()
-        if self.finished:
-            # The response went out before the body had all arrived.
+        if answered_early:
             self._close_after_response()
 
     def connectionLost(self, reason: Failure) -> None:
@@ -208,7 +210,7 @@ class StreamingRequest(Request):
 
     def network_producer(self) -> IPushProducer | None:
         """The producer that reads this request's connection."""
-        channel: Any = self.channel
+        channel: Any = getattr(self, "channel", None)
         if channel is None:
             return None
         return getattr(channel, "_networkProducer", None) or IPushProducer(channel.transport, None)
@@ -225,9 +227,11 @@ class StreamingRequest(Request):
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
 
     def _close_after_response(self) -> None:
-        channel: Any = self.channel
-        if channel is not None and channel.transport is not None:
-            channel.transport.loseConnection()
+        # twisted.web deletes ``channel`` once a finished request is cleaned up.
+        channel: Any = getattr(self, "channel", None)
+        transport = channel.transport if channel is not None else self.transport
+        if transport is not None:
+            transport.loseConnection()
 
     def finish(self) -> None:
         if self.body is not None and not self.body.complete:

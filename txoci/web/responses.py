@@ -70,7 +70,9 @@ def query_value(request: IRequest, name: str) -> str | None:
 
 def header(request: IRequest, name: str) -> str | None:
     """A request header's first value, decoded."""
-    value = request.getHeader(name)
+    # Ask with bytes: given a str name, twisted decodes the value as UTF-8,
+    # which raises on the arbitrary octets a client may send.
+    value = request.getHeader(name.encode("ascii"))
     if value is None:
         return None
     return value.decode("latin-1") if isinstance(value, bytes) else value
