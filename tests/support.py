@@ -135,6 +135,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _endpoint_quote(value: str) -> str:
+    """Escape ``value`` for a Twisted endpoint description."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
 #: ``twistd`` itself (``python -m twisted`` is the other runner, ``twist``).
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
@@ -142,16 +147,22 @@ TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twi
 class TwistdServer:
     """A real ``twistd -n oci`` process on a free loopback port."""
 
-    def __init__(self, data_dir: str, *extra_args: str) -> None:
+    def __init__(self, data_dir: str, *extra_args: str, tls: tuple[str, str] | None = None) -> None:
+        """``tls=(key file, certificate file)`` serves HTTPS (an ``ssl:`` endpoint) instead."""
         self.data_dir = data_dir
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.scheme = "https" if tls else "http"
+        listen = f"tcp:{self.port}:interface=127.0.0.1"
+        if tls:
+            key, cert = (_endpoint_quote(os.path.abspath(path)) for path in tls)
+            listen = f"ssl:{self.port}:privateKey={key}:certKey={cert}:interface=127.0.0.1"
         self.log_path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), f"twistd-{self.port}.log")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             # The command users run, ``twistd -n oci``, with this interpreter.
             [sys.executable, "-c", TWISTD, "--nodaemon", "--pidfile=", "oci",
-             "--data-dir", data_dir, "--listen", f"tcp:{self.port}:interface=127.0.0.1", *extra_args],
+             "--data-dir", data_dir, "--listen", listen, *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         self._wait_ready()
