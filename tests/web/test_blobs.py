@@ -145,10 +145,10 @@ class RangeTests(RegistryTestCase):
         self.assertEqual(response.code, 200)  # type: ignore[attr-defined]
         self.assertEqual(body, DATA)
 
-    async def test_backwards_range_is_ignored_with_200(self) -> None:
+    async def test_backwards_range_is_416(self) -> None:
         response, body = await self.get_range("bytes=5-2")
-        self.assertEqual(response.code, 200)  # type: ignore[attr-defined]
-        self.assertEqual(body, DATA)
+        self.assertEqual(response.code, 416)  # type: ignore[attr-defined]
+        self.assertEqual(one_header(response, "Content-Range"), f"bytes */{len(DATA)}")
 
     async def test_ranges_reassemble_the_blob(self) -> None:
         parts = []

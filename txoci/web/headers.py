@@ -58,7 +58,8 @@ def parse_byte_range(value: str | None, size: int) -> ByteRange | None:
 
     None means "send everything": no header, a unit other than bytes, several
     ranges or a malformed value (all of which a server may ignore).  Raises
-    :class:`Unsatisfiable` when the single range lies outside the body.
+    :class:`Unsatisfiable` when the single range lies outside the body or
+    ends before it starts.
     """
     if value is None:
         return None
@@ -77,7 +78,9 @@ def parse_byte_range(value: str | None, size: int) -> ByteRange | None:
     start = int(first)
     end = int(last) if last else size - 1
     if last and end < start:
-        return None
+        # RFC 9110 lets a server ignore an invalid range; the OCI conformance
+        # suite expects 416, as Distribution answers.
+        raise Unsatisfiable()
     if start >= size:
         raise Unsatisfiable()
     end = min(end, size - 1)
