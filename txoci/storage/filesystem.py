@@ -469,17 +469,19 @@ class FilesystemBlobStore:
         return hasher.hexdigest()
 
     def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> None:
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         source = self.upload_path(upload_id)
         target = self.blob_path(digest)
         directory = os.path.dirname(target)
         if os.path.exists(target):
-            # The same content is already committed; keep the durable copy.
+            # The same content is already committed and durable: this copy
+            # needs no sync, only removing.
+            os.close(fd)
             os.unlink(source)
             return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if not os.path.isdir(directory):
             os.makedirs(directory, exist_ok=True)
             # A new prefix directory: make its own entry durable too.
