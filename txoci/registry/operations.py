@@ -142,6 +142,9 @@ class Registry:
     def _transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return self.metadata.transact(work, *args)
 
+    def _read(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return self.metadata.read(work, *args)
+
     def _require_deletes(self) -> None:
         if not self.config.deletes_enabled:
             raise Unsupported("deletes are disabled on this registry")
@@ -151,7 +154,7 @@ class Registry:
     async def stat_blob(self, repository: str, digest: Digest) -> BlobInfo:
         """A blob visible in ``repository`` (HEAD and GET)."""
         validate_name(repository)
-        size = await self._transact(
+        size = await self._read(
             lambda tx: tx.linked_blob_size(repository, str(digest))
         )
         if size is None:
@@ -213,7 +216,7 @@ class Registry:
         if active is not None:
             record = active.record
         else:
-            record = await self._transact(lambda tx: tx.get_upload(upload_id))
+            record = await self._read(lambda tx: tx.get_upload(upload_id))
         if record is None or record.repository != repository:
             raise BlobUploadUnknown(f"upload {upload_id[:100]!r} is not in progress")
         return record
@@ -390,7 +393,7 @@ class Registry:
             digest = tx.resolve_tag(repository, reference.tag)
             return None if digest is None else tx.get_manifest(repository, digest)
 
-        record = await self._transact(lookup)
+        record = await self._read(lookup)
         if record is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
         return record
@@ -478,14 +481,14 @@ class Registry:
                 return None
             return list(tx.list_tags(repository, last, limit + 1))
 
-        tags = await self._transact(page)
+        tags = await self._read(page)
         if tags is None:
             raise NameUnknown(f"repository {repository} is not known")
         return Page(tags[:limit], len(tags) > limit)
 
     async def catalog(self, limit: int, last: str | None) -> Page:
         """A page of repository names, in byte order."""
-        names = await self._transact(lambda tx: list(tx.list_repositories(last, limit + 1)))
+        names = await self._read(lambda tx: list(tx.list_repositories(last, limit + 1)))
         return Page(names[:limit], len(names) > limit)
 
     async def referrers(
@@ -493,7 +496,7 @@ class Registry:
     ) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose subject is ``subject``."""
         validate_name(repository)
-        records = await self._transact(lambda tx: tx.referrers(repository, str(subject)))
+        records = await self._read(lambda tx: tx.referrers(repository, str(subject)))
         descriptors = []
         for record in records:
             if artifact_type is not None and record.artifact_type != artifact_type:

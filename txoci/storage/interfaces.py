@@ -198,5 +198,11 @@ class IMetadataStore(Interface):
         thread; commit if it returns, roll back if it raises.
         """
 
+    def read(work: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """
+        Run ``work(transaction, *args)`` in one read-only transaction, which
+        sees everything committed before it began; ``work`` must not write.
+        """
+
     def close() -> Deferred[None]:
         """Close the store."""

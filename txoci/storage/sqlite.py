@@ -13,6 +13,7 @@ holds one script per version, applied in order at start-up.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -322,14 +323,27 @@ class SQLiteTransaction:
         self._db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
 
 
+#: Threads (each with its own connection) for read-only transactions.
+READ_THREADS = 2
+
+
 @implementer(IMetadataStore)
 class SQLiteMetadataStore:
-    """Metadata in one SQLite database, served by one thread."""
+    """
+    Metadata in one SQLite database.  Writes run in turn on one thread with
+    one connection; reads run on a small pool of their own connections, so
+    a lookup never waits behind a write's fsync (WAL gives each read
+    transaction a consistent snapshot of what was committed before it began).
+    """
 
     def __init__(self, path: str, reactor: IReactorFromThreads) -> None:
         self.path = path
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txoci-sqlite")
+        self._read_pool = ThreadPool(minthreads=0, maxthreads=READ_THREADS, name="txoci-sqlite-read")
+        self._read_local = threading.local()
+        self._read_connections: list[sqlite3.Connection] = []
+        self._read_connections_lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
 
     def start(self) -> Deferred[None]:
@@ -359,6 +373,34 @@ class SQLiteMetadataStore:
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
 
+    def _read_connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._read_local, "connection", None)
+        if connection is None:
+            # The writer's connection migrated the schema before any read runs.
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA query_only = ON")
+            self._read_local.connection = connection
+            with self._read_connections_lock:
+                self._read_connections.append(connection)
+        return connection
+
+    def _read(self, work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if self._connection is None:
+            raise RuntimeError("the metadata store is closed")
+        connection = self._read_connection()
+        connection.execute("BEGIN")
+        try:
+            return work(SQLiteTransaction(connection), *args)
+        finally:
+            # A read transaction has nothing to commit.
+            connection.execute("ROLLBACK")
+
+    def read(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        if not self._read_pool.started:
+            self._read_pool.start()
+        return deferToThreadPool(self._reactor, self._read_pool, self._read, work, args)
+
     def close(self) -> Deferred[None]:
         def close_database() -> None:
             if self._connection is not None:
@@ -372,5 +414,11 @@ class SQLiteMetadataStore:
                 await deferToThreadPool(self._reactor, self._pool, close_database)
             finally:
                 self._pool.stop()
+                if self._read_pool.started:
+                    self._read_pool.stop()
+                with self._read_connections_lock:
+                    readers, self._read_connections = self._read_connections, []
+                for reader in readers:
+                    reader.close()
 
         return Deferred.fromCoroutine(close())
