@@ -57,11 +57,6 @@ class StreamingBody:
         self._consumer_paused = False
         self._stopped = False
 
-    @property
-    def started(self) -> bool:
-        """Whether a consumer has been attached."""
-        return self._consumer is not None or self._stopped
-
     # Fed by the request.
 
     def _data(self, data: bytes) -> None:
