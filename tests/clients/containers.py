@@ -13,18 +13,17 @@ and the user's own files are never written.  Neither tool has a daemon.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
-import io
 import json
 import os
 import shutil
 import ssl
 import subprocess
-import tarfile
 from typing import Any
 
 from tests.clients.base import ServerTestCase, require_binary
+from tests.clients.images import layer_files
+from tests.support import sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -35,35 +34,10 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 ALL_MANIFESTS = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_tar(files: dict[str, bytes]) -> bytes:
-    """A tar archive of ``files`` (a root filesystem for ``podman import``)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mtime = 1_700_000_000
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(content))
-    return raw.getvalue()
 
 
-def layer_files(blob: bytes) -> dict[str, bytes]:
-    """The regular files of a (possibly gzipped) layer tar, by name without ``./``."""
-    if blob[:2] == b"\x1f\x8b":
-        blob = gzip.decompress(blob)
-    out = {}
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                out[member.name.removeprefix("./").lstrip("/")] = extracted.read()
-    return out
 
 
 def uncompressed_digest(blob: bytes) -> str:

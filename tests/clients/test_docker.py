@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from tests.clients.daemons import PrivateContainerd, PrivateDockerd, SharedDaemonTestCase
+from tests.clients.images import layer_files, make_tar
 from tests.clients.test_containerd import access_log
 from tests.clients.test_skopeo import OCI_INDEX, Layout, canonical, sha256
 from tests.support import TwistdServer
@@ -38,28 +39,8 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 PUSHED = re.compile(r"^(\S+): digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.MULTILINE)
 
 
-def make_tar(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mtime = 1_700_000_000
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(content))
-    return raw.getvalue()
 
 
-def layer_files(blob: bytes) -> dict[str, bytes]:
-    """The regular files of a gzipped layer, by name."""
-    out = {}
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                out[member.name.removeprefix("./").lstrip("/")] = extracted.read()
-    return out
 
 
 class Shared:

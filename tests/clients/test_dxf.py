@@ -5,7 +5,6 @@ deleted), manifests and aliases, and paginated listings.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -14,13 +13,12 @@ from typing import Any
 import requests
 
 from tests.clients.base import ServerTestCase, require_module
+from tests.support import sha256
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class DXFTests(ServerTestCase):

@@ -11,7 +11,6 @@ Node script in tests/clients/npm/ (installed by .ci/install-npm-clients.sh):
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from urllib.parse import quote
 from twisted.trial.unittest import SkipTest
 
 from tests.clients.base import ServerTestCase, require_binary
+from tests.support import sha256
 
 NPM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "npm")
 
@@ -42,8 +42,6 @@ PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "proxy"})
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def compact(document: Any) -> bytes:

@@ -5,7 +5,6 @@ chunked push, and artifacts that refer to a subject.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import requests
 
 from tests.clients.base import ServerTestCase, require_module
+from tests.support import sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -20,8 +20,6 @@ EMPTY_JSON = "application/vnd.oci.empty.v1+json"
 TITLE = "org.opencontainers.image.title"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class OrasTests(ServerTestCase):

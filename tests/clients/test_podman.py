@@ -22,8 +22,8 @@ from tests.clients.containers import (
     OCI_INDEX,
     OCI_MANIFEST,
     ContainersTestCase,
-    make_tar,
 )
+from tests.clients.images import make_tar
 
 
 class PodmanTests(ContainersTestCase):

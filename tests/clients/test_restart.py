@@ -5,15 +5,11 @@ with SIGKILL, and a new server on the same data directory finishes it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from urllib.parse import urljoin
 
 from tests.clients.base import ServerTestCase, require_module
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.support import sha256
 
 
 class RestartTests(ServerTestCase):

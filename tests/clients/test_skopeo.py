@@ -6,17 +6,16 @@ byte for byte, convert to Docker schema 2, list tags, inspect and delete.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
 import json
 import os
 import subprocess
-import tarfile
 from typing import Any
 
 import requests
 
 from tests.clients.base import ServerTestCase, require_binary
+from tests.clients.images import make_tar
+from tests.support import sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -28,8 +27,6 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def canonical(document: Any) -> bytes:
@@ -62,15 +59,7 @@ class Layout:
 
     def image(self, arch: str, files: dict[str, bytes]) -> tuple[dict[str, Any], bytes]:
         """Write a layer, a config and a manifest; return (descriptor, manifest bytes)."""
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, content in sorted(files.items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                info.mtime = 1_700_000_000
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(content))
-        tar_bytes = raw.getvalue()
+        tar_bytes = make_tar(files)
         layer = gzip.compress(tar_bytes, mtime=0)
         config = canonical({
             "architecture": arch,

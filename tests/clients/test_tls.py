@@ -18,9 +18,10 @@ from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionP
 
 from tests.clients.base import ServerTestCase, require_binary, require_module
 from tests.clients.certs import Certificates, make_certificates
-from tests.clients.containers import OCI_MANIFEST, ContainersTestCase, make_tar, sha256
+from tests.clients.containers import OCI_MANIFEST, ContainersTestCase
+from tests.clients.images import make_tar
 from tests.clients.test_skopeo import Layout, blob_files
-from tests.support import TwistdServer
+from tests.support import TwistdServer, sha256
 
 
 class TLSServerMixin:
