@@ -21,6 +21,10 @@ setup(
         "attrs>=23.1",
         "werkzeug>=2",
         "zope.interface>=6",
+        # Authentication (txoci.auth): htpasswd bcrypt, token JWTs and their keys.
+        "bcrypt>=4.1",
+        "PyJWT>=2.8",
+        "cryptography>=42",
     ],
     extras_require={
         "test": [
