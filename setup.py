@@ -14,6 +14,7 @@ setup(
     package_data={"twisted": ["plugins/txoci_plugin.py"], "txoci": ["py.typed"]},
     include_package_data=True,
     zip_safe=False,
+    entry_points={"console_scripts": ["txoci = txoci.service.cli:main"]},
     install_requires=[
         "twisted>=24.7",
         "klein>=24.8",
@@ -21,6 +22,8 @@ setup(
         "attrs>=23.1",
         "werkzeug>=2",
         "zope.interface>=6",
+        # Operations (txoci.service.metrics): /metrics in the Prometheus text format.
+        "prometheus_client>=0.20",
         # Authentication (txoci.auth): htpasswd bcrypt, token JWTs and their keys.
         "bcrypt>=4.1",
         "PyJWT>=2.8",

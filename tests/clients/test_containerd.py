@@ -29,7 +29,7 @@ from tests.clients.daemons import PrivateContainerd, SharedDaemonTestCase
 from tests.clients.test_skopeo import OCI_INDEX, OCI_MANIFEST, Layout, blob_files, sha256
 from tests.support import TwistdServer, free_port
 
-ACCESS_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+ACCESS_LINE = re.compile(r'"([A-Z]+) (\S+)" (\d{3}) [^\n]*? agent="([^"]*)"')
 
 
 def access_log(server: TwistdServer, agent: str = "") -> list[tuple[str, str, int]]:

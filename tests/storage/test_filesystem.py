@@ -403,3 +403,52 @@ class ReaderTests(FilesystemTestCase):
         self.assertIsNone(await self.store.stat(digest))
         await self.store.delete(digest)
         await self.assertFailure(self.store.open(digest), BlobUnknown)
+
+
+class VerifiedFingerprintTests(FilesystemTestCase):
+    """Downloads are re-hashed only when the file is not the one last verified."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.hashed: list[bool] = []
+        real_read_chunk = filesystem._read_chunk
+
+        def spy(fd: int, amount: int, position: int, hasher: object, end: int) -> object:
+            self.hashed.append(hasher is not None)
+            return real_read_chunk(fd, amount, position, hasher, end)  # type: ignore[arg-type]
+
+        self.patch(filesystem, "_read_chunk", spy)
+
+    async def download(self, digest: Digest, store: FilesystemBlobStore | None = None) -> bytes:
+        reader = await (store or self.store).open(digest)
+        consumer = CollectingConsumer()
+        await reader.produce(consumer, 0, reader.size)
+        return consumer.data
+
+    async def test_a_committed_blob_is_served_without_rehashing(self) -> None:
+        digest = await self.commit_blob(b"fresh bytes")
+        self.assertEqual(await self.download(digest), b"fresh bytes")
+        self.assertEqual(self.hashed, [False])
+
+    async def test_an_unknown_file_is_hashed_once_then_remembered(self) -> None:
+        digest = await self.commit_blob(b"from before a restart")
+        restarted = FilesystemBlobStore(self.root, reactor, self.pool)
+        for _ in range(2):
+            self.assertEqual(await self.download(digest, restarted), b"from before a restart")
+        self.assertEqual(self.hashed, [True, False])
+
+    async def test_a_touched_file_is_hashed_again(self) -> None:
+        digest = await self.commit_blob(b"touched later")
+        path = self.store.blob_path(digest)
+        status = os.stat(path)
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1))
+        self.assertEqual(await self.download(digest), b"touched later")
+        self.assertEqual(self.hashed, [True])
+
+    async def test_a_range_is_never_hashed(self) -> None:
+        digest = await self.commit_blob(b"ranged bytes")
+        restarted = FilesystemBlobStore(self.root, reactor, self.pool)
+        reader = await restarted.open(digest)
+        consumer = CollectingConsumer()
+        await reader.produce(consumer, 1, 4)
+        self.assertEqual((consumer.data, self.hashed), (b"anged"[:4], [False]))

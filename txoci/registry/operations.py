@@ -36,6 +36,7 @@ from txoci.registry.errors import (
 from txoci.registry.manifest import Descriptor, parse_manifest
 from txoci.registry.names import Reference, validate_name, validate_tag
 from txoci.storage.interfaces import (
+    CorruptBlob,
     IBlobReader,
     IBlobStore,
     IMetadataStore,
@@ -72,6 +73,8 @@ class RegistryConfig:
     """The behaviour switches of a registry."""
 
     deletes_enabled: bool = True
+    #: Refuse every write (uploads, manifest pushes, deletes) with 405 UNSUPPORTED.
+    read_only: bool = False
     #: Advertised as ``OCI-Chunk-Min-Length``: smaller chunks cost a sync each.
     chunk_min_length: int = 1024 * 1024
     max_manifest_size: int = MAX_MANIFEST_SIZE
@@ -136,6 +139,9 @@ class Registry:
         self._active: dict[str, _ActiveUpload] = {}
         #: Uploads whose writer is being opened (which truncates the file).
         self._opening: set[str] = set()
+        #: Blobs found corrupt by this process; the metadata marks them too
+        #: (except in read-only mode), this also covers a failed marking.
+        self._corrupt: set[str] = set()
 
     # Helpers
 
@@ -146,14 +152,21 @@ class Registry:
         return self.metadata.read(work, *args)
 
     def _require_deletes(self) -> None:
+        self._require_writable()
         if not self.config.deletes_enabled:
             raise Unsupported("deletes are disabled on this registry")
+
+    def _require_writable(self) -> None:
+        if self.config.read_only:
+            raise Unsupported("registry is in read-only mode", headers={"Allow": "GET, HEAD"})
 
     # Blobs
 
     async def stat_blob(self, repository: str, digest: Digest) -> BlobInfo:
         """A blob visible in ``repository`` (HEAD and GET)."""
         validate_name(repository)
+        if str(digest) in self._corrupt:
+            raise BlobUnknown(f"blob {digest} failed its integrity check; push it again")
         size = await self._read(
             lambda tx: tx.linked_blob_size(repository, str(digest))
         )
@@ -162,10 +175,54 @@ class Registry:
         return BlobInfo(digest, size)
 
     async def open_blob(self, repository: str, digest: Digest) -> tuple[BlobInfo, IBlobReader]:
-        """A blob visible in ``repository``, opened for reading."""
+        """
+        A blob visible in ``repository``, opened for reading.  Produce it with
+        :meth:`send_blob`, which handles a failed integrity check.
+        """
         info = await self.stat_blob(repository, digest)
         reader = await self.blobs.open(digest)
+        if reader.size != info.size:
+            # Truncated or grown: caught before a byte is sent.
+            reader.close()
+            await self.blob_corrupt(
+                reader, CorruptBlob(digest, f"its file holds {reader.size} bytes, not {info.size}")
+            )
+            raise BlobUnknown(f"blob {digest} failed its integrity check; push it again")
         return info, reader
+
+    async def send_blob(self, reader: IBlobReader, consumer: IConsumer, start: int, length: int) -> None:
+        """
+        Produce a range of an opened blob to ``consumer``.  A whole-blob range
+        is verified as it streams; on a mismatch this fails with
+        :class:`~txoci.storage.interfaces.CorruptBlob` (the last chunk withheld)
+        after the blob has been quarantined and marked corrupt.
+        """
+        try:
+            await reader.produce(consumer, start, length)
+        except CorruptBlob as error:
+            await self.blob_corrupt(reader, error)
+            raise
+
+    async def blob_corrupt(self, reader: IBlobReader, error: CorruptBlob) -> None:
+        """
+        Never serve this blob again: log it, move its file aside and mark it
+        corrupt in the metadata, so that HEAD, GET and mounts answer
+        ``BLOB_UNKNOWN`` until a client pushes the content again.  In
+        read-only mode only this process remembers it, and nothing is moved.
+        """
+        digest = str(error.digest)
+        self._corrupt.add(digest)
+        log.critical("blob {digest} is corrupt ({reason}); it will not be served", digest=digest,
+                     reason=error.reason)
+        if self.config.read_only:
+            return
+        try:
+            moved = await reader.quarantine()
+            if moved is not None:
+                log.warn("corrupt blob {digest} moved to {path}", digest=digest, path=moved)
+            await self._transact(lambda tx: tx.mark_blob_corrupt(digest, error.reason))
+        except Exception:
+            log.failure("could not quarantine corrupt blob {digest}", digest=digest)
 
     async def delete_blob(self, repository: str, digest: Digest) -> None:
         """Unlink a blob from a repository; its bytes are reclaimed by GC."""
@@ -181,6 +238,7 @@ class Registry:
         registry) into ``repository``; None when it cannot be mounted, and the
         caller falls back to a normal upload.
         """
+        self._require_writable()
         validate_name(repository)
         if source is not None:
             validate_name(source)
@@ -202,6 +260,7 @@ class Registry:
 
     async def start_upload(self, repository: str, algorithm: str | None = None) -> UploadStatus:
         """Open an upload session (``POST .../blobs/uploads/``)."""
+        self._require_writable()
         validate_name(repository)
         algorithm = validate_algorithm(algorithm or DEFAULT_ALGORITHM)
         upload_id = self._new_upload_id()
@@ -315,6 +374,7 @@ class Registry:
         content_range: tuple[int, int] | None,
     ) -> UploadStatus:
         """Append a chunk (``PATCH``)."""
+        self._require_writable()
         active = await self._acquire(repository, upload_id)
         try:
             await self._append(active, body, content_range)
@@ -331,6 +391,7 @@ class Registry:
         content_range: tuple[int, int] | None,
     ) -> BlobInfo:
         """Append an optional last chunk and commit (``PUT ?digest=``)."""
+        self._require_writable()
         active = await self._acquire(repository, upload_id)
         try:
             if body is not None:
@@ -347,6 +408,8 @@ class Registry:
             tx.delete_upload(upload_id)
 
         await self._transact(link)
+        # Freshly verified bytes: a blob found corrupt earlier is whole again.
+        self._corrupt.discard(str(digest))
         return BlobInfo(digest, size)
 
     async def monolithic_upload(self, repository: str, digest: Digest, body: ByteSource) -> BlobInfo:
@@ -360,6 +423,7 @@ class Registry:
 
     async def cancel_upload(self, repository: str, upload_id: str) -> None:
         """Abandon an upload (``DELETE`` on the upload)."""
+        self._require_writable()
         await self._upload_record(repository, upload_id)
         await self._discard(upload_id)
 
@@ -407,6 +471,7 @@ class Registry:
         extra_tags: list[str] = [],
     ) -> PutManifestResult:
         """Store a manifest by tag or digest, with optional extra tags."""
+        self._require_writable()
         validate_name(repository)
         if len(body) > self.config.max_manifest_size:
             raise PayloadTooLarge(

@@ -17,24 +17,32 @@ from typing import Any
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
-from twisted.web.server import Site
 
 from txoci.registry.operations import Registry, RegistryConfig
+from txoci.service.health import HealthChecker
+from txoci.service.metrics import RegistryMetrics
 from txoci.storage.filesystem import FilesystemBlobStore
 from txoci.storage.sqlite import SQLiteMetadataStore
+from txoci.web.accesslog import AccessLog
 from txoci.web.app import RegistryApp, root_resource
+from txoci.web.health import LivezResource, ReadyzResource
+from txoci.web.metrics import MetricsResource
 from txoci.web.request import streaming_site
+from txoci.web.site import RegistrySite
 
 log = Logger()
 
 #: Threads for blob file work: enough to overlap hashing with disk waits.
 BLOB_THREADS = 8
+#: Seconds in-flight requests get to finish when the service stops.
+SHUTDOWN_TIMEOUT = 30.0
 
 
 @attrs.frozen
@@ -52,29 +60,79 @@ class Settings:
 
 
 class OpenRegistry:
-    """A registry open on a data dir: its operations, resources and lifetime."""
+    """
+    A registry open on a data dir: its operations, resources and lifetime,
+    its health checks (:attr:`health`) and its metrics (:attr:`metrics`).
+    """
 
-    def __init__(self, registry: Registry, metadata: SQLiteMetadataStore, pool: ThreadPool) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        metadata: SQLiteMetadataStore,
+        pool: ThreadPool,
+        data_dir: str | None = None,
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
         self.registry = registry
         self._metadata = metadata
         self._pool = pool
+        self._reactor = reactor
+        data_dir = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(metadata.path))
+        #: The readiness checks behind ``/readyz``.
+        self.health = HealthChecker(metadata, data_dir, reactor)
+        #: The Prometheus metrics behind ``/metrics``, in a registry of their own.
+        self.metrics = RegistryMetrics(metadata, reactor)
 
-    def resource(self) -> IResource:
-        """A site root serving the API at ``/v2``."""
-        return root_resource(self.registry)
+    def operational_resources(self, metrics: bool = True) -> dict[bytes, IResource]:
+        """``livez``, ``readyz`` and (if ``metrics``) ``metrics``, to mount at a site root."""
+        resources: dict[bytes, IResource] = {
+            b"livez": LivezResource(),
+            b"readyz": ReadyzResource(self.health),
+        }
+        if metrics:
+            resources[b"metrics"] = MetricsResource(self.metrics)
+        return resources
+
+    def resource(self, metrics: bool = True) -> IResource:
+        """
+        A site root serving the API at ``/v2``, with ``/livez``, ``/readyz``
+        and (unless ``metrics`` is false) ``/metrics`` beside it.
+        """
+        return root_resource(self.registry, self.operational_resources(metrics))
+
+    def operations_resource(self) -> IResource:
+        """A site root with only ``/livez``, ``/readyz`` and ``/metrics`` (no API)."""
+        return root_resource(None, self.operational_resources())
 
     def api_resource(self) -> IResource:
         """The resource for the tree below ``/v2`` (mount it as ``v2``)."""
         return RegistryApp(self.registry).resource()
 
-    def site(self, **kwargs: Any) -> Site:
-        """A :class:`Site` for :meth:`resource`, with streaming request bodies."""
-        return streaming_site(self.resource(), **kwargs)
+    def site(self, resource: IResource | None = None, **kwargs: Any) -> RegistrySite:
+        """
+        A :class:`~txoci.web.site.RegistrySite` for ``resource`` (default
+        :meth:`resource`), with streaming request bodies, the structured
+        access log and request metrics.
+        """
+        site = streaming_site(
+            self.resource() if resource is None else resource,
+            site_class=RegistrySite,
+            observers=[AccessLog(), self.metrics.observe],
+            clock=self._reactor,
+            **kwargs,
+        )
+        assert isinstance(site, RegistrySite)
+        return site
 
     async def close(self) -> None:
         """Close the stores; open uploads stay resumable."""
         await self.registry.close()
         await self._metadata.close()
+        self.health.close()
         self._pool.stop()
 
 
@@ -96,18 +154,45 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
         await metadata.close()
         raise
     registry = Registry(blobs, metadata, reactor, settings.registry_config())
-    return OpenRegistry(registry, metadata, pool)
+    return OpenRegistry(registry, metadata, pool, settings.data_dir, reactor)
 
 
 class RegistryService(Service):
-    """Serves a registry on endpoint strings (``tcp:5000``, ``ssl:...``)."""
+    """
+    Serves a registry on endpoint strings (``tcp:5000``, ``ssl:...``), with
+    ``/metrics`` on ``metrics_listen`` endpoints instead when there are any.
 
-    def __init__(self, settings: Settings, listen: Sequence[str], reactor: Any = None) -> None:
+    Stopping (twistd's SIGTERM) stops listening, lets the requests in flight
+    finish for up to ``shutdown_timeout`` seconds, cuts off the rest (their
+    uploads stay resumable) and closes the registry.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        listen: Sequence[str],
+        reactor: Any = None,
+        *,
+        metrics_listen: Sequence[str] = (),
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+        log_observer: ILogObserver | None = None,
+    ) -> None:
         self.settings = settings
         self.listen = list(listen)
+        self.metrics_listen = list(metrics_listen)
+        self.shutdown_timeout = shutdown_timeout
+        #: Installed as the application's log observer (``--log-format json``).
+        self.log_observer = log_observer
         self._reactor = reactor
         self.opened: OpenRegistry | None = None
         self.ports: list[IListeningPort] = []
+        self.sites: list[RegistrySite] = []
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd asks the application for an ILogObserver before it starts logging.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -121,17 +206,25 @@ class RegistryService(Service):
 
         self._starting.addErrback(failed)
 
+    async def _listen(self, reactor: Any, site: RegistrySite, descriptions: Sequence[str], what: str) -> None:
+        self.sites.append(site)
+        for description in descriptions:
+            port = await serverFromString(reactor, description).listen(site)
+            self.ports.append(port)
+            log.info("txoci serving {what} of {data_dir} on {address}",
+                     what=what, data_dir=self.settings.data_dir, address=port.getHost())
+
     async def _start(self) -> None:
         from twisted.internet import reactor as default_reactor
 
         reactor = self._reactor or default_reactor
         self.opened = await open_registry(self.settings, reactor)
-        site = self.opened.site()
-        for description in self.listen:
-            port = await serverFromString(reactor, description).listen(site)
-            self.ports.append(port)
-            log.info("txoci serving {data_dir} on {address}",
-                     data_dir=self.settings.data_dir, address=port.getHost())
+        separate = bool(self.metrics_listen)
+        await self._listen(reactor, self.opened.site(self.opened.resource(metrics=not separate)),
+                           self.listen, "the registry")
+        if separate:
+            await self._listen(reactor, self.opened.site(self.opened.operations_resource()),
+                               self.metrics_listen, "metrics and health")
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -145,6 +238,13 @@ class RegistryService(Service):
         for port in self.ports:
             await maybeDeferred(port.stopListening)
         self.ports = []
+        if self.sites:
+            log.info("txoci stopping: waiting up to {timeout}s for requests in flight",
+                     timeout=self.shutdown_timeout)
+            await gatherResults([
+                Deferred.fromCoroutine(site.drain(self.shutdown_timeout)) for site in self.sites
+            ])
+            self.sites = []
         if self.opened is not None:
             await self.opened.close()
             self.opened = None

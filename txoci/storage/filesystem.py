@@ -5,11 +5,22 @@ Layout under the store's root (one filesystem, so renames are atomic)::
 
     blobs/<algorithm>/<first two hex digits>/<hex>   committed, immutable
     uploads/<upload id>                              uploads in progress
+    quarantine/<path as above>.<nanoseconds>         corrupt or orphaned files moved aside
 
 An upload's bytes are written once, straight into its upload file, and hashed
 as they arrive (no spool, no second read).  Commit is fsync, then rename
 into ``blobs/``, then fsync of the directory: a crash at any point leaves
 either the upload file or the committed blob, never a partial blob.
+
+Integrity without re-hashing every download: a blob's bytes were hashed as
+they were written, so at commit the store remembers the file's *fingerprint*
+(device, inode, size, mtime and ctime in nanoseconds).  Any write, truncation,
+replacement or ``chmod`` of the file changes it.  A download whose open file
+still has the remembered fingerprint is served straight from disk; any other
+whole-blob download (after a restart, or after something touched the file) is
+hashed as it streams, its last chunk withheld until the digest matched, and
+is remembered once it did.  Silent media corruption that changes no metadata
+is what ``txoci check`` (a full re-hash) is for.
 
 All file work runs on a thread pool, never on the reactor thread.
 """
@@ -20,10 +31,12 @@ import ctypes
 import errno
 import os
 import re
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer, IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
@@ -34,7 +47,13 @@ from zope.interface import implementer
 
 from txoci.registry.digest import Digest, Hasher, new_hasher
 from txoci.registry.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, StorageFull
-from txoci.storage.interfaces import IBlobReader, IBlobStore, IUploadWriter, TransferStopped
+from txoci.storage.interfaces import (
+    CorruptBlob,
+    IBlobReader,
+    IBlobStore,
+    IUploadWriter,
+    TransferStopped,
+)
 
 T = TypeVar("T")
 
@@ -108,6 +127,46 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+@attrs.frozen
+class Fingerprint:
+    """What identifies a file's exact state: any write, replacement or chmod changes it."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+def fingerprint(status: os.stat_result) -> Fingerprint:
+    return Fingerprint(
+        status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+    )
+
+
+#: Verified fingerprints remembered (about 200 bytes each); others are re-hashed once.
+VERIFIED_CACHE_SIZE = 100_000
+
+#: The directory under the data dir that files are moved into instead of being deleted.
+QUARANTINE = "quarantine"
+
+
+def quarantine_file(root: str, path: str) -> str:
+    """
+    Move ``path`` (a file under ``root``) to ``root/quarantine/<same relative
+    path>.<nanoseconds>``, durably; return where it went.  Never deletes.
+    """
+    relative = os.path.relpath(path, root)
+    if relative.startswith(os.pardir):
+        raise ValueError(f"{path} is not under {root}")
+    target = os.path.join(root, QUARANTINE, f"{relative}.{time.time_ns()}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(path, target)
+    _fsync_directory(os.path.dirname(target))
+    _fsync_directory(os.path.dirname(path))
+    return target
 
 
 def _translate_os_error(error: OSError) -> Exception:
@@ -308,8 +367,12 @@ class FileUploadWriter:
                 raise DigestInvalid(
                     f"upload content has digest {expected.algorithm}:{actual}, not {expected}",
                 )
-            await self._worker.run(self._store._commit_file, self.upload_id, fd, expected)
+            fingerprint = await self._worker.run(
+                self._store._commit_file, self.upload_id, fd, expected
+            )
             self._fd = None
+            if fingerprint is not None:
+                self._store.remember_verified(expected, fingerprint)
             return size
 
         return Deferred.fromCoroutine(commit())
@@ -327,14 +390,46 @@ class FileUploadWriter:
         return Deferred.fromCoroutine(close())
 
 
+def _read_chunk(
+    fd: int, amount: int, position: int, hasher: Hasher | None, end: int
+) -> tuple[bytes, str | None]:
+    """
+    Read a chunk; feed it to ``hasher`` if there is one, and when the chunk
+    reaches ``end``, return the final digest with it.
+    """
+    chunk = os.pread(fd, amount, position)
+    if hasher is None or not chunk:
+        return chunk, None
+    hasher.update(chunk)
+    return chunk, hasher.hexdigest() if position + len(chunk) >= end else None
+
+
 @implementer(IPushProducer, IBlobReader)
 class FileBlobReader:
-    """Produces a byte range of a blob file with back-pressure."""
+    """
+    Produces a byte range of a blob file with back-pressure.  A whole-blob
+    range is hashed as it is read, and the last chunk is only written once
+    the digest matched (see :meth:`IBlobReader.produce`).
+    """
 
-    def __init__(self, worker: _Worker, fd: int, size: int) -> None:
+    def __init__(
+        self,
+        worker: _Worker,
+        fd: int,
+        size: int,
+        digest: Digest | None = None,
+        store: FilesystemBlobStore | None = None,
+        print_: Fingerprint | None = None,
+    ) -> None:
         self._worker = worker
         self._fd: int | None = fd
         self.size = size
+        self.digest = digest
+        self._store = store
+        #: The open file's fingerprint: whether it needs hashing, and so
+        #: quarantine never moves a newer file.
+        self._fingerprint = print_
+        self._hasher: Hasher | None = None
         self._consumer: IConsumer | None = None
         self._position = 0
         self._end = 0
@@ -351,21 +446,40 @@ class FileBlobReader:
         # ``self._done``) before this method returns.
         done = self._done = Deferred()
         consumer.registerProducer(self, True)
+        digest = self.digest
+        if digest is not None and self._needs_verifying(start, length):
+            self._hasher = new_hasher(digest.algorithm)
+            if length == 0 and self._hasher.hexdigest() != digest.encoded:
+                self._finish(Failure(CorruptBlob(digest, "the file is empty")))
+                return done
         self._read_next()
         return done
+
+    def _needs_verifying(self, start: int, length: int) -> bool:
+        if self.digest is None or start != 0 or length != self.size:
+            return False
+        if self._store is None or self._fingerprint is None:
+            return True
+        return not self._store.is_verified(self.digest, self._fingerprint)
 
     def _read_next(self) -> None:
         if self._reading or self._paused or self._fd is None:
             return
         if self._position >= self._end:
+            if self._hasher is not None and self._store is not None and self._fingerprint:
+                # Hashed whole and matched (a mismatch never gets here).
+                assert self.digest is not None
+                self._store.remember_verified(self.digest, self._fingerprint)
             self._finish(None)
             return
         self._reading = True
         fd, position = self._fd, self._position
         amount = min(READ_SIZE, self._end - self._position)
-        self._worker.run(os.pread, fd, amount, position).addBoth(self._got_chunk)
+        self._worker.run(_read_chunk, fd, amount, position, self._hasher, self._end).addBoth(
+            self._got_chunk
+        )
 
-    def _got_chunk(self, result: bytes | Failure) -> None:
+    def _got_chunk(self, result: tuple[bytes, str | None] | Failure) -> None:
         self._reading = False
         if self._close_pending:
             self.close()
@@ -374,11 +488,20 @@ class FileBlobReader:
         if isinstance(result, Failure):
             self._finish(result)
             return
-        if not result:
-            self._finish(Failure(OSError(errno.EIO, "blob file is shorter than its size")))
+        chunk, actual = result
+        if not chunk:
+            if self.digest is not None:
+                self._finish(Failure(CorruptBlob(self.digest, "the file is shorter than the blob")))
+            else:
+                self._finish(Failure(OSError(errno.EIO, "blob file is shorter than its size")))
             return
-        self._position += len(result)
-        self._consumer.write(result)
+        if actual is not None and self.digest is not None and actual != self.digest.encoded:
+            # Withhold the last chunk: the consumer never gets the whole of bad content.
+            reason = f"its content has digest {self.digest.algorithm}:{actual}"
+            self._finish(Failure(CorruptBlob(self.digest, reason)))
+            return
+        self._position += len(chunk)
+        self._consumer.write(chunk)
         self._read_next()
 
     def _finish(self, result: Failure | None) -> None:
@@ -403,6 +526,11 @@ class FileBlobReader:
     def stopProducing(self) -> None:
         self._finish(Failure(TransferStopped("consumer stopped the blob transfer")))
 
+    def quarantine(self) -> Deferred[str | None]:
+        if self._store is None or self.digest is None:
+            return succeed(None)
+        return self._worker.run(self._store._quarantine_blob, self.digest, self._fingerprint)
+
     def close(self) -> None:
         if self._reading:
             # A pread is using the descriptor on a pool thread; closing it now
@@ -426,6 +554,8 @@ class FilesystemBlobStore:
         self._blobs = os.path.join(root, "blobs")
         self._uploads = os.path.join(root, "uploads")
         self._worker = _Worker(reactor, pool)
+        #: Fingerprints of files whose content was hashed and matched, by digest.
+        self._verified: OrderedDict[str, Fingerprint] = OrderedDict()
         for path in (self._blobs, self._uploads):
             os.makedirs(path, exist_ok=True)
 
@@ -468,7 +598,8 @@ class FilesystemBlobStore:
         _hash_file(fd, hasher, length)
         return hasher.hexdigest()
 
-    def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> None:
+    def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> Fingerprint | None:
+        """Commit the upload file as the blob; the committed file's fingerprint, if it is ours."""
         source = self.upload_path(upload_id)
         target = self.blob_path(digest)
         directory = os.path.dirname(target)
@@ -477,7 +608,7 @@ class FilesystemBlobStore:
             # needs no sync, only removing.
             os.close(fd)
             os.unlink(source)
-            return
+            return None
         try:
             os.fsync(fd)
         finally:
@@ -491,6 +622,7 @@ class FilesystemBlobStore:
         _fsync_directory(directory)
         # The upload's entry left uploads/: make that durable as well.
         _fsync_directory(self._uploads)
+        return fingerprint(os.stat(target))
 
     def _stat(self, digest: Digest) -> int | None:
         try:
@@ -498,12 +630,36 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def _open(self, digest: Digest) -> tuple[int, int]:
+    def _open(self, digest: Digest) -> tuple[int, Fingerprint]:
         try:
             fd = os.open(self.blob_path(digest), os.O_RDONLY)
         except FileNotFoundError:
             raise BlobUnknown(f"blob {digest} has no content") from None
-        return fd, os.fstat(fd).st_size
+        return fd, fingerprint(os.fstat(fd))
+
+    def remember_verified(self, digest: Digest, print_: Fingerprint) -> None:
+        """The file with ``print_`` was just hashed and matched ``digest`` (reactor thread)."""
+        key = str(digest)
+        self._verified[key] = print_
+        self._verified.move_to_end(key)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+
+    def is_verified(self, digest: Digest, print_: Fingerprint) -> bool:
+        """Whether the file with ``print_`` is the one last verified for ``digest``."""
+        return self._verified.get(str(digest)) == print_
+
+    def _quarantine_blob(self, digest: Digest, print_: Fingerprint | None) -> str | None:
+        """Move a blob's file aside, unless it is gone or (by inode) no longer the one read."""
+        path = self.blob_path(digest)
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if print_ is not None and (status.st_dev, status.st_ino) != (print_.device, print_.inode):
+            # Good bytes were committed again since: keep them.
+            return None
+        return quarantine_file(self.root, path)
 
     def _delete_file(self, path: str) -> None:
         try:
@@ -534,8 +690,8 @@ class FilesystemBlobStore:
 
     def open(self, digest: Digest) -> Deferred[IBlobReader]:
         async def open_blob() -> IBlobReader:
-            fd, size = await self._worker.run(self._open, digest)
-            return FileBlobReader(self._worker, fd, size)
+            fd, print_ = await self._worker.run(self._open, digest)
+            return FileBlobReader(self._worker, fd, print_.size, digest, self, print_)
 
         return Deferred.fromCoroutine(open_blob())
 

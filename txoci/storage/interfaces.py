@@ -26,6 +26,19 @@ class TransferStopped(Exception):
     """The consumer of a blob stopped the transfer (the client went away)."""
 
 
+class CorruptBlob(Exception):
+    """
+    A blob's bytes do not match its digest (or its file has the wrong size).
+    Raised by :meth:`IBlobReader.produce` *before* the last chunk is written,
+    so a consumer never receives the whole (bad) content.
+    """
+
+    def __init__(self, digest: Digest, reason: str) -> None:
+        super().__init__(f"blob {digest} is corrupt: {reason}")
+        self.digest = digest
+        self.reason = reason
+
+
 class IUploadWriter(IConsumer):
     """
     Consumes the bytes of one upload, hashing them as they are written.
@@ -61,6 +74,17 @@ class IBlobReader(Interface):
         """
         Write ``length`` bytes from ``start`` to ``consumer`` with back-pressure.
         Fires when done; the reader is closed afterwards.
+
+        When the range is the whole blob, the bytes are hashed as they pass and
+        the digest is checked before the last chunk is written: on a mismatch
+        the last chunk is withheld and the Deferred fails with
+        :class:`CorruptBlob`.
+        """
+
+    def quarantine() -> Deferred[str | None]:
+        """
+        Move this blob's file aside (never delete it) if it is still the file
+        this reader has open; fire with where it went, or None.
         """
 
     def close() -> None:
@@ -122,6 +146,20 @@ class UploadRecord:
     started_at: float
 
 
+@attrs.frozen
+class StorageStats:
+    """What the metadata records: counts, and sizes in bytes."""
+
+    repositories: int
+    blobs: int
+    blob_bytes: int
+    manifests: int
+    manifest_bytes: int
+    tags: int
+    uploads: int
+    upload_bytes: int
+
+
 class IMetadataTransaction(Interface):
     """
     The metadata operations available inside one transaction.  Every method
@@ -139,6 +177,16 @@ class IMetadataTransaction(Interface):
 
     def linked_blob_size(repository: str, digest: str) -> int | None:
         """The size of a blob visible in ``repository``, or None."""
+
+    def mark_blob_corrupt(digest: str, reason: str) -> None:
+        """
+        Record that a committed blob's bytes failed an integrity check: it is
+        then unknown to :meth:`blob_size` and :meth:`linked_blob_size` until
+        :meth:`add_blob` records freshly verified bytes for it again.
+        """
+
+    def corrupt_blobs() -> dict[str, str]:
+        """The blobs marked corrupt, and why."""
 
     def link_blob(repository: str, digest: str) -> None:
         """Make a committed blob visible in ``repository``."""
@@ -187,6 +235,9 @@ class IMetadataTransaction(Interface):
 
     def delete_upload(upload_id: str) -> None:
         """Forget an upload session."""
+
+    def storage_stats() -> StorageStats:
+        """Counts and sizes of what the registry holds (aggregate queries, for metrics)."""
 
 
 class IMetadataStore(Interface):

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -27,6 +27,7 @@ from txoci.storage.interfaces import (
     IMetadataStore,
     IMetadataTransaction,
     ManifestRecord,
+    StorageStats,
     UploadRecord,
 )
 
@@ -87,6 +88,14 @@ MIGRATIONS: list[str] = [
         algorithm TEXT NOT NULL,
         offset INTEGER NOT NULL,
         started_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # Version 2: blobs whose bytes failed an integrity check (never served).
+    """
+    CREATE TABLE corrupt_blobs (
+        digest TEXT PRIMARY KEY REFERENCES blobs(digest),
+        detected_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        reason TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
 ]
@@ -158,7 +167,11 @@ class SQLiteTransaction:
         return self._repository_id(repository) is not None
 
     def blob_size(self, digest: str) -> int | None:
-        row = self._db.execute("SELECT size FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        row = self._db.execute(
+            "SELECT size FROM blobs WHERE digest = ? "
+            "AND NOT EXISTS (SELECT 1 FROM corrupt_blobs c WHERE c.digest = blobs.digest)",
+            (digest,),
+        ).fetchone()
         return None if row is None else int(row[0])
 
     def add_blob(self, digest: str, size: int) -> None:
@@ -166,16 +179,30 @@ class SQLiteTransaction:
             "INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (digest, size),
         )
+        # Freshly verified bytes were just committed: the blob is whole again.
+        self._db.execute("DELETE FROM corrupt_blobs WHERE digest = ?", (digest,))
 
     def linked_blob_size(self, repository: str, digest: str) -> int | None:
         row = self._db.execute(
             "SELECT b.size FROM repository_blobs rb "
             "JOIN repositories r ON r.id = rb.repository_id "
             "JOIN blobs b ON b.digest = rb.digest "
-            "WHERE r.name = ? AND rb.digest = ?",
+            "WHERE r.name = ? AND rb.digest = ? "
+            "AND NOT EXISTS (SELECT 1 FROM corrupt_blobs c WHERE c.digest = b.digest)",
             (repository, digest),
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def mark_blob_corrupt(self, digest: str, reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO corrupt_blobs (digest, reason) SELECT digest, ? FROM blobs WHERE digest = ? "
+            "ON CONFLICT (digest) DO UPDATE SET reason = excluded.reason",
+            (reason, digest),
+        )
+
+    def corrupt_blobs(self) -> dict[str, str]:
+        rows = self._db.execute("SELECT digest, reason FROM corrupt_blobs ORDER BY digest").fetchall()
+        return {str(digest): str(reason) for digest, reason in rows}
 
     def link_blob(self, repository: str, digest: str) -> None:
         repository_id = self._ensure_repository(repository)
@@ -322,6 +349,19 @@ class SQLiteTransaction:
     def delete_upload(self, upload_id: str) -> None:
         self._db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
 
+    def storage_stats(self) -> StorageStats:
+        def one(sql: str) -> tuple[int, ...]:
+            return tuple(int(value or 0) for value in self._db.execute(sql).fetchone())
+
+        (repositories,) = one("SELECT COUNT(*) FROM repositories")
+        blobs, blob_bytes = one("SELECT COUNT(*), SUM(size) FROM blobs")
+        manifests, manifest_bytes = one("SELECT COUNT(*), SUM(LENGTH(content)) FROM manifests")
+        (tags,) = one("SELECT COUNT(*) FROM tags")
+        uploads, upload_bytes = one("SELECT COUNT(*), SUM(offset) FROM uploads")
+        return StorageStats(
+            repositories, blobs, blob_bytes, manifests, manifest_bytes, tags, uploads, upload_bytes
+        )
+
 
 #: Threads (each with its own connection) for read-only transactions.
 READ_THREADS = 2
@@ -397,6 +437,9 @@ class SQLiteMetadataStore:
             connection.execute("ROLLBACK")
 
     def read(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        if self._connection is None:
+            # Never (re)start the read threads of a store that is closed.
+            return fail(RuntimeError("the metadata store is closed"))
         if not self._read_pool.started:
             self._read_pool.start()
         return deferToThreadPool(self._reactor, self._read_pool, self._read, work, args)

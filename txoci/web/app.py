@@ -12,6 +12,7 @@ there, so ``putChild(b"v2", ...)`` in a host application works the same.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
@@ -28,8 +29,10 @@ from werkzeug.routing import RequestRedirect
 from txoci.registry.errors import RegistryError, RequestInvalid, Unsupported
 from txoci.registry.operations import Registry
 from txoci.web import blobs, listing, manifests, uploads
+from txoci.web.accesslog import annotate
 from txoci.web.errors import render_error, render_unexpected
 from txoci.web.responses import empty, json_body
+from txoci.web.site import track_handler
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -46,6 +49,8 @@ def _shielded(handler: Handler) -> Callable[..., Deferred[Any]]:
     @wraps(handler)
     def run(self: RegistryApp, request: IRequest, **kwargs: Any) -> Deferred[Any]:
         inner: Deferred[Any] = ensureDeferred(handler(self.registry, request, **kwargs))
+        # A draining site waits for the handler, not for Klein's cancellable copy.
+        track_handler(request, inner)
         outer: Deferred[Any] = Deferred()
         inner.chainDeferred(outer)
         return outer
@@ -55,11 +60,41 @@ def _shielded(handler: Handler) -> Callable[..., Deferred[Any]]:
 
 _NAME = "/<path:name>"
 
+#: Route variables as they appear in route templates (logs, metrics).
+_TEMPLATE_NAMES = {"digest_text": "digest", "reference_text": "reference", "upload_id": "uuid"}
+_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+
+
+def route_template(rule: str) -> str:
+    """``/<path:name>/blobs/<digest_text>`` as ``/v2/{name}/blobs/{digest}``."""
+    return "/v2" + _VARIABLE.sub(
+        lambda match: "{" + _TEMPLATE_NAMES.get(match.group(1), match.group(1)) + "}", rule
+    )
+
+
+class _AnnotatingKlein(Klein):
+    """Notes each request's route template, repository and reference for the access log."""
+
+    _templates: dict[str, str] | None = None
+
+    def execute_endpoint(self, endpoint: str, request: IRequest, *args: Any, **kwargs: Any) -> Any:
+        templates = _AnnotatingKlein._templates
+        if templates is None:
+            templates = _AnnotatingKlein._templates = {
+                rule.endpoint: route_template(rule.rule) for rule in self.url_map.iter_rules()
+            }
+        info = annotate(request)
+        info.route = templates.get(endpoint)
+        info.repository = kwargs.get("name")
+        info.reference = kwargs.get("reference_text") or kwargs.get("digest_text")
+        info.upload_id = kwargs.get("upload_id")
+        return super().execute_endpoint(endpoint, request, *args, **kwargs)
+
 
 class RegistryApp:
     """The distribution API over one :class:`~txoci.registry.operations.Registry`."""
 
-    app = Klein()
+    app = _AnnotatingKlein()
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -201,11 +236,17 @@ class _Utf8Only(Resource):
 
 
 class _V2Root(Resource):
-    """The site root: ``/v2`` is the API; everything else is 404 JSON."""
+    """
+    The site root: ``/v2`` is the API, beside the operational endpoints
+    (``/livez``, ``/readyz``, ``/metrics``) given to it; everything else is 404 JSON.
+    """
 
-    def __init__(self, api: IResource) -> None:
+    def __init__(self, api: IResource | None, extra: dict[bytes, IResource] | None = None) -> None:
         super().__init__()
-        self.putChild(b"v2", api)
+        if api is not None:
+            self.putChild(b"v2", api)
+        for name, child in (extra or {}).items():
+            self.putChild(name, child)
 
     def getChild(self, path: bytes, request: IRequest) -> IResource:
         return _NotFound()
@@ -214,6 +255,10 @@ class _V2Root(Resource):
         return _NotFound().render(request)
 
 
-def root_resource(registry: Registry) -> IResource:
-    """A site root serving the registry at ``/v2``."""
-    return _V2Root(RegistryApp(registry).resource())
+def root_resource(registry: Registry | None, operational: dict[bytes, IResource] | None = None) -> IResource:
+    """
+    A site root serving the registry at ``/v2`` (none when ``registry`` is None)
+    and the ``operational`` resources (``{b"livez": ...}``) beside it.
+    """
+    api = None if registry is None else RegistryApp(registry).resource()
+    return _V2Root(api, operational)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.interfaces import IConsumer
 from twisted.web.iweb import IRequest
 
 from txoci.registry.digest import Digest
 from txoci.registry.operations import Registry
-from txoci.storage.interfaces import TransferStopped
+from txoci.storage.interfaces import CorruptBlob, TransferStopped
 from txoci.web.errors import API_VERSION_HEADER
 from txoci.web.headers import Unsatisfiable, parse_byte_range
 from txoci.web.responses import empty, header, set_headers
@@ -50,11 +52,31 @@ async def get_blob(registry: Registry, request: IRequest, name: str, digest_text
         request.setHeader(b"Content-Range", wanted.content_range(info.size).encode("ascii"))
     request.setHeader(b"Content-Length", b"%d" % length)
     try:
-        await reader.produce(IConsumer(request), start, length)
+        await registry.send_blob(reader, IConsumer(request), start, length)
     except TransferStopped:
         # The client went away mid-download; there is nobody to answer.
         pass
+    except CorruptBlob:
+        # The headers promised the whole blob and its last chunk was withheld:
+        # abort (no clean end) so no client can take what it got as complete.
+        await _abort(request)
     return None
+
+
+async def _abort(request: IRequest) -> None:
+    """Abort the request's connection and wait until it is gone."""
+    if getattr(request, "_disconnected", False):
+        return
+    # Klein must not finish() the request in between: wait for the loss.
+    lost = request.notifyFinish()  # type: ignore[attr-defined]
+    transport: Any = getattr(request, "transport", None)
+    if transport is None or not hasattr(transport, "abortConnection"):
+        transport = getattr(request, "channel", None)
+    transport.abortConnection()
+    try:
+        await lost
+    except Exception:
+        pass
 
 
 async def delete_blob(registry: Registry, request: IRequest, name: str, digest_text: str) -> bytes:

@@ -274,8 +274,8 @@ def _channel() -> _GenericHTTPChannelProtocol:
     return _GenericHTTPChannelProtocol(_PlainHTTPChannel())
 
 
-def streaming_site(resource: Any, **kwargs: Any) -> Site:
-    """A :class:`Site` whose requests stream their bodies."""
-    site = Site(resource, requestFactory=StreamingRequest, **kwargs)
+def streaming_site(resource: Any, *, site_class: type[Site] = Site, **kwargs: Any) -> Site:
+    """A :class:`Site` (or ``site_class``) whose requests stream their bodies."""
+    site = site_class(resource, requestFactory=StreamingRequest, **kwargs)
     site.protocol = _channel  # type: ignore[assignment]
     return site

@@ -1,0 +1,161 @@
+"""
+Prometheus metrics of one registry, built on ``prometheus_client``.
+
+Each :class:`RegistryMetrics` has its own
+:class:`~prometheus_client.CollectorRegistry` (never the global one), so
+several registries in one process keep separate numbers.
+
+Request metrics come from the access records of
+:class:`~txoci.web.site.RegistrySite`, labelled by route *template*
+(``/v2/{name}/blobs/{digest}``), never by a raw repository name, so the
+number of series stays bounded.  What the registry stores (blob and manifest
+counts and bytes, uploads in progress) comes from aggregate queries on the
+metadata store, run off the reactor thread and cached for a few seconds, so
+scrapes never touch the blobs and cost one query batch per cache period.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from txoci.storage.interfaces import IMetadataStore, IMetadataTransaction, StorageStats
+from txoci.web.accesslog import UNMATCHED, RequestRecord
+
+#: Seconds the stored-content figures are reused before being queried again.
+STATS_CACHE_SECONDS = 5.0
+#: Latency buckets (seconds): manifest lookups take milliseconds, layer pushes minutes.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, float("inf"),
+)
+#: The ``status`` label of a request whose client went away before the answer.
+ABORTED = "aborted"
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def _stats(tx: IMetadataTransaction) -> StorageStats:
+    return tx.storage_stats()
+
+
+class RegistryMetrics:
+    """The metrics of one registry, in a :class:`CollectorRegistry` of their own."""
+
+    def __init__(
+        self,
+        metadata: IMetadataStore,
+        clock: IReactorTime,
+        cache_seconds: float = STATS_CACHE_SECONDS,
+    ) -> None:
+        self._metadata = metadata
+        self._clock = clock
+        self.cache_seconds = cache_seconds
+        self._stats_at: float | None = None
+        self._waiters: list[Deferred[None]] | None = None
+        registry = self.registry = CollectorRegistry()
+        request_labels = ["route", "method"]
+        self.requests = Counter(
+            "txoci_http_requests", "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"], registry=registry,
+        )
+        self.latency = Histogram(
+            "txoci_http_request_duration_seconds",
+            "Time from a request's first line to the end of its answer.",
+            request_labels, buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.received = Counter(
+            "txoci_http_received_bytes", "Request body bytes received.", request_labels, registry=registry,
+        )
+        self.sent = Counter(
+            "txoci_http_sent_bytes", "Response body bytes sent.", request_labels, registry=registry,
+        )
+        self.uploads = Gauge(
+            "txoci_uploads_in_progress", "Upload sessions started and not yet finished or cancelled.",
+            registry=registry,
+        )
+        self.upload_bytes = Gauge(
+            "txoci_uploads_in_progress_bytes", "Bytes held durably by upload sessions in progress.",
+            registry=registry,
+        )
+        self.blobs = Gauge("txoci_blobs", "Blobs stored (each content once).", registry=registry)
+        self.blob_bytes = Gauge("txoci_blobs_bytes", "Bytes of the blobs stored.", registry=registry)
+        self.manifests = Gauge(
+            "txoci_manifests", "Manifests stored, counted once per repository holding them.",
+            registry=registry,
+        )
+        self.manifest_bytes = Gauge(
+            "txoci_manifests_bytes", "Bytes of the manifests stored.", registry=registry,
+        )
+        self.repositories = Gauge("txoci_repositories", "Repositories.", registry=registry)
+        self.tags = Gauge("txoci_tags", "Tags, across every repository.", registry=registry)
+        self.stats_errors = Counter(
+            "txoci_metrics_store_query_errors",
+            "Failed queries for the stored-content figures (the last values are kept).",
+            registry=registry,
+        )
+
+    def observe(self, record: RequestRecord) -> None:
+        """Count one finished (or cut off) request; an observer of the site."""
+        route = record.route or UNMATCHED
+        status = ABORTED if record.status is None else str(record.status)
+        self.requests.labels(route, record.method, status).inc()
+        self.latency.labels(route, record.method).observe(record.duration)
+        if record.bytes_in:
+            self.received.labels(route, record.method).inc(record.bytes_in)
+        if record.bytes_out:
+            self.sent.labels(route, record.method).inc(record.bytes_out)
+
+    __call__ = observe
+
+    def _apply(self, stats: StorageStats) -> None:
+        self.repositories.set(stats.repositories)
+        self.blobs.set(stats.blobs)
+        self.blob_bytes.set(stats.blob_bytes)
+        self.manifests.set(stats.manifests)
+        self.manifest_bytes.set(stats.manifest_bytes)
+        self.tags.set(stats.tags)
+        self.uploads.set(stats.uploads)
+        self.upload_bytes.set(stats.upload_bytes)
+
+    async def _refresh(self) -> None:
+        try:
+            stats = await self._metadata.read(_stats)
+        except Exception:
+            self.stats_errors.inc()
+            raise
+        self._apply(stats)
+        self._stats_at = self._clock.seconds()
+
+    async def refresh(self) -> None:
+        """Query the stored-content figures unless the cached ones are recent."""
+        now = self._clock.seconds()
+        if self._stats_at is not None and now - self._stats_at < self.cache_seconds:
+            return
+        # Concurrent scrapes share one query batch.
+        waiter: Deferred[None] = Deferred()
+        if self._waiters is not None:
+            self._waiters.append(waiter)
+        else:
+            self._waiters = [waiter]
+            Deferred.fromCoroutine(self._refresh()).addBoth(self._refreshed)
+        await waiter
+
+    def _refreshed(self, result: object) -> None:
+        waiters, self._waiters = self._waiters or [], None
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
+
+    async def exposition(self) -> bytes:
+        """The metrics in the Prometheus text format (stored-content figures refreshed)."""
+        try:
+            await self.refresh()
+        except Exception:
+            pass  # Counted in txoci_metrics_store_query_errors; the last values stand.
+        return bytes(generate_latest(self.registry))
