@@ -114,6 +114,7 @@ class FilesystemTestCase(TestCase):
         writer.write(data)
         digest = Digest.of(data)
         self.assertEqual(await writer.commit(digest), len(data))
+        await writer.finish()
         return digest
 
 
@@ -154,6 +155,9 @@ class UploadTests(FilesystemTestCase):
         path = os.path.join(self.root, "blobs", "sha256", digest.encoded[:2], digest.encoded)
         self.assertEqual(self.store.blob_path(digest), path)
         self.assertEqual(self.read(path), data)
+        # The upload keeps its own name until the metadata records the blob.
+        self.assertEqual(self.read(self.upload_file("u1")), data)
+        await writer.finish()
         self.assertFalse(os.path.exists(self.upload_file("u1")))
         self.assertEqual(await self.store.upload_ids(), [])
         self.assertEqual(await self.store.stat(digest), len(data))

@@ -55,6 +55,8 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 WRITER_IDLE_SECONDS = 300.0
 #: Most tags a multi-tag push may carry.
 MAX_TAGS_PER_PUSH = 100
+#: Tries at recording a committed blob whose file garbage collection keeps removing.
+PLACE_ATTEMPTS = 5
 
 
 class ByteSource(Protocol):
@@ -265,8 +267,13 @@ class Registry:
         algorithm = validate_algorithm(algorithm or DEFAULT_ALGORITHM)
         upload_id = self._new_upload_id()
         record = UploadRecord(upload_id, repository, algorithm, 0, self.clock.seconds())
-        await self.blobs.create_upload(upload_id)
+        # The session row first: a file without one would look orphaned to GC.
         await self._transact(lambda tx: tx.create_upload(record))
+        try:
+            await self.blobs.create_upload(upload_id)
+        except BaseException:
+            await self._transact(lambda tx: tx.delete_upload(upload_id))
+            raise
         return UploadStatus(repository, upload_id, 0)
 
     async def _upload_record(self, repository: str, upload_id: str) -> UploadRecord:
@@ -361,9 +368,13 @@ class Registry:
             except Exception:
                 await self._forget(active.record.upload_id)
                 raise
-            await self._transact(
+            recorded = await self._transact(
                 lambda tx: tx.set_upload_offset(active.record.upload_id, offset)
             )
+            if not recorded:
+                # Purged meanwhile (GC found it abandoned): its file is gone too.
+                await self._forget(active.record.upload_id)
+                raise BlobUploadUnknown("upload session expired")
             active.record = attrs.evolve(active.record, offset=offset)
 
     async def append_upload(
@@ -401,13 +412,30 @@ class Registry:
             self._release(active)
             raise
         self._active.pop(upload_id, None)
+        writer = active.writer
 
-        def link(tx: IMetadataTransaction) -> None:
+        def link(tx: IMetadataTransaction) -> bool:
+            # Garbage collection removes a blob's file only inside a metadata
+            # transaction that finds it unreferenced.  Transactions run one at
+            # a time, so if the file is here now, the link made below keeps it.
+            if not self.blobs.holds(digest):
+                return False
             tx.add_blob(str(digest), size)
             tx.link_blob(repository, str(digest))
             tx.delete_upload(upload_id)
+            return True
 
-        await self._transact(link)
+        for _ in range(PLACE_ATTEMPTS):
+            if await self._transact(link):
+                break
+            log.info("blob {digest} was garbage collected while it was committed; placing it again",
+                     digest=str(digest))
+            await writer.recommit()
+        else:
+            raise RegistryError(
+                f"blob {digest} could not be stored; retry the upload", status=503, detail=None
+            )
+        await writer.finish()
         # Freshly verified bytes: a blob found corrupt earlier is whole again.
         self._corrupt.discard(str(digest))
         return BlobInfo(digest, size)

@@ -234,6 +234,9 @@ class FileUploadWriter:
         self._idle_waiters: list[Deferred[None]] = []
         self._producer: IPushProducer | None = None
         self._paused = False
+        #: Set by :meth:`commit`: the digest, and the (device, inode) of the upload file.
+        self._committed: Digest | None = None
+        self._identity: tuple[int, int] | None = None
 
     # IConsumer
 
@@ -367,15 +370,32 @@ class FileUploadWriter:
                 raise DigestInvalid(
                     f"upload content has digest {expected.algorithm}:{actual}, not {expected}",
                 )
-            fingerprint = await self._worker.run(
+            self._identity = await self._worker.run(
                 self._store._commit_file, self.upload_id, fd, expected
             )
             self._fd = None
-            if fingerprint is not None:
-                self._store.remember_verified(expected, fingerprint)
+            self._committed = expected
             return size
 
         return Deferred.fromCoroutine(commit())
+
+    def recommit(self) -> Deferred[None]:
+        if self._committed is None:
+            raise RuntimeError("recommit before commit")
+        return self._worker.run(self._store._relink_blob, self.upload_id, self._committed)
+
+    def finish(self) -> Deferred[None]:
+        async def finish() -> None:
+            digest = self._committed
+            if digest is None:
+                raise RuntimeError("finish before commit")
+            print_ = await self._worker.run(
+                self._store._drop_upload_name, self.upload_id, digest, self._identity
+            )
+            if print_ is not None:
+                self._store.remember_verified(digest, print_)
+
+        return Deferred.fromCoroutine(finish())
 
     def close(self) -> Deferred[None]:
         async def close() -> None:
@@ -598,31 +618,69 @@ class FilesystemBlobStore:
         _hash_file(fd, hasher, length)
         return hasher.hexdigest()
 
-    def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> Fingerprint | None:
-        """Commit the upload file as the blob; the committed file's fingerprint, if it is ours."""
+    def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> tuple[int, int]:
+        """
+        Make the upload's content durable and give it its blob name too (a
+        hard link); return the file's (device, inode).  The upload keeps its
+        own name until :meth:`_drop_upload_name`, so that the bytes survive
+        if garbage collection removes the blob name before the metadata
+        records the blob (see docs/operations.md, "Why GC cannot lose data").
+        """
+        try:
+            status = os.fstat(fd)
+            if not os.path.exists(self.blob_path(digest)):
+                # The same content already committed is durable: no sync needed.
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._link_blob(upload_id, digest)
+        return status.st_dev, status.st_ino
+
+    def _link_blob(self, upload_id: str, digest: Digest) -> None:
+        """Give the (synced) upload file the blob's name, unless that name exists."""
         source = self.upload_path(upload_id)
         target = self.blob_path(digest)
         directory = os.path.dirname(target)
-        if os.path.exists(target):
-            # The same content is already committed and durable: this copy
-            # needs no sync, only removing.
-            os.close(fd)
-            os.unlink(source)
-            return None
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         if not os.path.isdir(directory):
             os.makedirs(directory, exist_ok=True)
             # A new prefix directory: make its own entry durable too.
             _fsync_directory(os.path.dirname(directory))
             _fsync_directory(os.path.dirname(os.path.dirname(directory)))
-        os.rename(source, target)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return  # The same content is committed already; keep that copy.
         _fsync_directory(directory)
-        # The upload's entry left uploads/: make that durable as well.
+
+    def _relink_blob(self, upload_id: str, digest: Digest) -> None:
+        """Place the upload's content again; it may not have been synced (it was a duplicate)."""
+        fd = os.open(self.upload_path(upload_id), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._link_blob(upload_id, digest)
+
+    def _drop_upload_name(
+        self, upload_id: str, digest: Digest, identity: tuple[int, int] | None
+    ) -> Fingerprint | None:
+        """
+        The metadata records the blob: remove the upload's own name, durably.
+        Return the blob file's fingerprint if it is the upload's file (so its
+        hash is known good), else None.
+        """
+        self._delete_file(self.upload_path(upload_id))
         _fsync_directory(self._uploads)
-        return fingerprint(os.stat(target))
+        try:
+            status = os.stat(self.blob_path(digest))
+        except FileNotFoundError:
+            return None
+        if (status.st_dev, status.st_ino) != identity:
+            return None
+        return fingerprint(status)
+
+    def holds(self, digest: Digest) -> bool:
+        return os.path.exists(self.blob_path(digest))
 
     def _stat(self, digest: Digest) -> int | None:
         try:

@@ -56,10 +56,19 @@ class IUploadWriter(IConsumer):
 
     def commit(expected: Digest) -> Deferred[int]:
         """
-        Flush, verify the content against ``expected`` and move it into the
-        blob store atomically and durably.  Fire with the size, or fail with
-        ``DIGEST_INVALID`` leaving the upload as it was.
+        Flush, verify the content against ``expected`` and place it in the
+        blob store atomically and durably (unless the same content is there
+        already).  Fire with the size, or fail with ``DIGEST_INVALID``
+        leaving the upload as it was.  The upload's own file stays until
+        :meth:`finish`, so the bytes can be placed again with
+        :meth:`recommit` if garbage collection removed the blob meanwhile.
         """
+
+    def recommit() -> Deferred[None]:
+        """Place the committed content in the blob store again, if it is missing there."""
+
+    def finish() -> Deferred[None]:
+        """The metadata records the blob now: drop the upload's own file."""
 
     def close() -> Deferred[None]:
         """Release the writer's file without committing."""
@@ -117,6 +126,13 @@ class IBlobStore(Interface):
 
     def delete(digest: Digest) -> Deferred[None]:
         """Remove a committed blob's bytes."""
+
+    def holds(digest: Digest) -> bool:
+        """
+        Whether a committed blob's bytes are present.  Blocking and callable
+        from any thread: it is the re-check, inside the metadata transaction
+        that records a blob, that garbage collection has not removed them.
+        """
 
 
 @attrs.frozen
@@ -230,8 +246,11 @@ class IMetadataTransaction(Interface):
     def get_upload(upload_id: str) -> UploadRecord | None:
         """An upload session."""
 
-    def set_upload_offset(upload_id: str, offset: int) -> None:
-        """Record how many bytes an upload holds durably."""
+    def set_upload_offset(upload_id: str, offset: int) -> bool:
+        """
+        Record how many bytes an upload holds durably (and that it was just
+        used); False if the session is gone (cancelled, or purged by GC).
+        """
 
     def delete_upload(upload_id: str) -> None:
         """Forget an upload session."""

@@ -98,7 +98,69 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Version 3: garbage collection.  The triggers note *when* something may
+    # have become garbage (a link or reference removed, a tag moved away, a
+    # subject deleted), so that GC's grace period and manifest retention count
+    # from that moment; GC re-checks every candidate before deleting it.
+    """
+    CREATE TABLE gc_blob_review (
+        digest TEXT PRIMARY KEY,
+        queued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+    ) WITHOUT ROWID;
+    CREATE TABLE gc_manifest_review (
+        repository_id INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        queued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        PRIMARY KEY (repository_id, digest)
+    ) WITHOUT ROWID;
+    ALTER TABLE uploads ADD COLUMN updated_at REAL NOT NULL DEFAULT 0;
+    UPDATE uploads SET updated_at = started_at;
+    CREATE TRIGGER gc_review_unlinked_blob AFTER DELETE ON repository_blobs BEGIN
+        INSERT INTO gc_blob_review (digest) VALUES (old.digest)
+        ON CONFLICT (digest) DO UPDATE SET queued_at = excluded.queued_at;
+    END;
+    CREATE TRIGGER gc_review_unreferenced AFTER DELETE ON manifest_references BEGIN
+        INSERT INTO gc_blob_review (digest) VALUES (old.referenced_digest)
+        ON CONFLICT (digest) DO UPDATE SET queued_at = excluded.queued_at;
+        INSERT INTO gc_manifest_review (repository_id, digest)
+        VALUES (old.repository_id, old.referenced_digest)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+    END;
+    CREATE TRIGGER gc_review_untagged AFTER DELETE ON tags BEGIN
+        INSERT INTO gc_manifest_review (repository_id, digest)
+        VALUES (old.repository_id, old.manifest_digest)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+    END;
+    CREATE TRIGGER gc_review_retagged AFTER UPDATE OF manifest_digest ON tags BEGIN
+        INSERT INTO gc_manifest_review (repository_id, digest)
+        VALUES (old.repository_id, old.manifest_digest)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+    END;
+    CREATE TRIGGER gc_review_orphaned_referrers AFTER DELETE ON manifests BEGIN
+        INSERT INTO gc_manifest_review (repository_id, digest)
+        SELECT repository_id, digest FROM manifests
+        WHERE repository_id = old.repository_id AND subject = old.digest
+        ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+        DELETE FROM gc_manifest_review
+        WHERE repository_id = old.repository_id AND digest = old.digest;
+    END;
+    """,
 ]
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script (a trigger body holds semicolons)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending.strip().rstrip(";"))  # the last one may omit its semicolon
+    return statements
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -111,9 +173,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            for statement in _statements(script):
+                connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {number}")
             connection.execute("COMMIT")
         except BaseException:
@@ -261,6 +322,12 @@ class SQLiteTransaction:
             "ON CONFLICT DO NOTHING",
             [(repository_id, record.digest, ref) for ref in references],
         )
+        # Pushed (again) just now: an untagged manifest's retention counts from here.
+        self._db.execute(
+            "INSERT INTO gc_manifest_review (repository_id, digest) VALUES (?, ?) "
+            "ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at",
+            (repository_id, record.digest),
+        )
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
         repository_id = self._repository_id(repository)
@@ -331,9 +398,10 @@ class SQLiteTransaction:
 
     def create_upload(self, record: UploadRecord) -> None:
         self._db.execute(
-            "INSERT INTO uploads (id, repository, algorithm, offset, started_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (record.upload_id, record.repository, record.algorithm, record.offset, record.started_at),
+            "INSERT INTO uploads (id, repository, algorithm, offset, started_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record.upload_id, record.repository, record.algorithm, record.offset, record.started_at,
+             record.started_at),
         )
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -343,8 +411,13 @@ class SQLiteTransaction:
         ).fetchone()
         return None if row is None else UploadRecord(*row)
 
-    def set_upload_offset(self, upload_id: str, offset: int) -> None:
-        self._db.execute("UPDATE uploads SET offset = ? WHERE id = ?", (offset, upload_id))
+    def set_upload_offset(self, upload_id: str, offset: int) -> bool:
+        cursor = self._db.execute(
+            "UPDATE uploads SET offset = ?, "
+            "updated_at = (julianday('now') - 2440587.5) * 86400.0 WHERE id = ?",
+            (offset, upload_id),
+        )
+        return cursor.rowcount > 0
 
     def delete_upload(self, upload_id: str) -> None:
         self._db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
