@@ -467,6 +467,10 @@ class Registry:
         await self._transact(lambda tx: tx.delete_upload(upload_id))
         await self.blobs.delete_upload(upload_id)
 
+    def uploads_in_use(self) -> frozenset[str]:
+        """Uploads with a writer open in this process (garbage collection leaves them alone)."""
+        return frozenset(self._active) | frozenset(self._opening)
+
     async def close(self) -> None:
         """Release every open upload writer (their sessions stay resumable)."""
         for upload_id in list(self._active):

@@ -10,6 +10,11 @@ The ``txoci`` command: maintenance of a data dir, safe beside a running
     Storage use per repository (a blob shared by several repositories counts
     once in each), and for the whole registry (each blob once).
 
+``txoci gc [--data-dir D] [--dry-run] [--grace S] [--manifest-retention H] [--upload-max-age H] [--json]``
+    Reclaim unreferenced blobs, expired untagged manifests and abandoned
+    uploads (see :mod:`txoci.storage.gc`); with ``--dry-run``, only print what
+    would be reclaimed, why, and how many bytes.
+
 Exit status 2 means the command could not run (no such data dir, bad usage).
 """
 
@@ -20,6 +25,7 @@ import json
 import sys
 from typing import IO, Any
 
+from txoci.storage import gc
 from txoci.storage.check import DEFAULT_GRACE, CheckReport, DataDirError, Usage, check, usage
 
 DEFAULT_DATA_DIR = "txoci-data"
@@ -51,7 +57,57 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Storage use per repository, shared blobs counted "
                                  "once per repository, and the total with each blob counted once.")
     data_dir(sizing)
+    _add_gc_parser(commands, data_dir)
     return parser
+
+
+def _hours(text: str) -> float:
+    hours = float(text)
+    if hours < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return hours * 3600.0
+
+
+def _retention(text: str) -> float | None:
+    return None if text == "keep" else _hours(text)
+
+
+def _add_gc_parser(commands: Any, data_dir: Any) -> None:
+    collecting = commands.add_parser(
+        "gc", help="reclaim unreferenced blobs, expired manifests and abandoned uploads",
+        description="Reclaim blobs no repository links or manifest references, untagged "
+        "unreferenced manifests past their retention, and abandoned uploads. Safe while "
+        "twistd oci serves the same data dir.",
+    )
+    data_dir(collecting)
+    collecting.add_argument("--dry-run", "-n", action="store_true",
+                            help="print what would be reclaimed, and why, without changing anything")
+    collecting.add_argument("--grace", type=float, default=gc.DEFAULT_GRACE, metavar="SECONDS",
+                            help="keep blobs unreferenced (and files unrecorded) for less than this "
+                            "long (default %(default)s)")
+    collecting.add_argument("--manifest-retention", type=_retention, default=None, metavar="HOURS",
+                            help="delete untagged, unreferenced manifests after this many hours; "
+                            "'keep' (the default) never deletes them")
+    collecting.add_argument("--upload-max-age", type=_hours, default=gc.DEFAULT_UPLOAD_MAX_AGE,
+                            metavar="HOURS", help="purge uploads without a request for this many "
+                            "hours (default 24)")
+
+
+def _print_gc(report: gc.Report, out: IO[str]) -> None:
+    verb = "would reclaim" if report.dry_run else "reclaimed"
+    for item in report.items:
+        print(f"{verb} {item.kind}: {item.subject} ({human(item.size)}): {item.reason}", file=out)
+    if report.recovered:
+        print(f"finished {report.recovered} file(s) left in {gc.TRASH}/ by an interrupted run",
+              file=out)
+    if report.kept:
+        print(f"kept {report.kept} candidate(s) found in use again at deletion time", file=out)
+    counts = ", ".join(
+        f"{report.count(kind)} {kind}{'s' if report.count(kind) != 1 else ''}"
+        for kind in gc.KINDS
+    )
+    print(f"{'dry run: ' if report.dry_run else ''}{verb} {human(report.bytes)} in "
+          f"{report.data_dir}: {counts}", file=out)
 
 
 def human(size: int) -> str:
@@ -120,6 +176,17 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
             else:
                 _print_check(report, out)
             return 0 if report.clean else 1
+        if options.command == "gc":
+            collected = gc.collect(
+                options.data_dir,
+                gc.Policy(options.grace, options.manifest_retention, options.upload_max_age),
+                dry_run=options.dry_run,
+            )
+            if options.json:
+                print(json.dumps(collected.as_json(), indent=2), file=out)
+            else:
+                _print_gc(collected, out)
+            return 0
         result = usage(options.data_dir)
         if options.json:
             print(json.dumps(result.as_json(), indent=2), file=out)

@@ -26,8 +26,10 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 
 from txoci.registry.operations import Registry, RegistryConfig
+from txoci.service.gc import GarbageCollector
 from txoci.service.health import HealthChecker
 from txoci.service.metrics import RegistryMetrics
+from txoci.storage import gc
 from txoci.storage.filesystem import FilesystemBlobStore
 from txoci.storage.sqlite import SQLiteMetadataStore
 from txoci.web.accesslog import AccessLog
@@ -43,6 +45,8 @@ log = Logger()
 BLOB_THREADS = 8
 #: Seconds in-flight requests get to finish when the service stops.
 SHUTDOWN_TIMEOUT = 30.0
+#: Seconds between garbage collection runs by default.
+DEFAULT_GC_INTERVAL = 3600.0
 
 
 @attrs.frozen
@@ -52,11 +56,26 @@ class Settings:
     data_dir: str = "txoci-data"
     deletes_enabled: bool = True
     chunk_min_length: int = 1024 * 1024
+    #: Refuse every write with 405 UNSUPPORTED; reads go on (maintenance, migrations).
+    read_only: bool = False
+    #: Seconds between garbage collection runs; None runs GC only on demand.
+    gc_interval: float | None = DEFAULT_GC_INTERVAL
+    #: Seconds a blob stays after its last link or reference went.
+    gc_grace: float = gc.DEFAULT_GRACE
+    #: Seconds untagged, unreferenced manifests are kept; None keeps them forever.
+    manifest_retention: float | None = None
+    #: Seconds an upload session may go without a request before GC purges it.
+    upload_max_age: float = gc.DEFAULT_UPLOAD_MAX_AGE
 
     def registry_config(self) -> RegistryConfig:
         return RegistryConfig(
-            deletes_enabled=self.deletes_enabled, chunk_min_length=self.chunk_min_length
+            deletes_enabled=self.deletes_enabled,
+            chunk_min_length=self.chunk_min_length,
+            read_only=self.read_only,
         )
+
+    def gc_policy(self) -> gc.Policy:
+        return gc.Policy(self.gc_grace, self.manifest_retention, self.upload_max_age)
 
 
 class OpenRegistry:
@@ -72,6 +91,8 @@ class OpenRegistry:
         pool: ThreadPool,
         data_dir: str | None = None,
         reactor: Any = None,
+        gc_policy: gc.Policy | None = None,
+        gc_interval: float | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -86,6 +107,14 @@ class OpenRegistry:
         self.health = HealthChecker(metadata, data_dir, reactor)
         #: The Prometheus metrics behind ``/metrics``, in a registry of their own.
         self.metrics = RegistryMetrics(metadata, reactor)
+        blobs = registry.blobs
+        assert isinstance(blobs, FilesystemBlobStore)
+        #: Garbage collection: periodic once :meth:`GarbageCollector.start` ran
+        #: (``open_registry`` does), and on demand with ``gc.run()``.
+        self.gc = GarbageCollector(
+            registry, blobs, data_dir, pool, reactor, gc_policy or gc.Policy(), gc_interval,
+            self.metrics,
+        )
 
     def operational_resources(self, metrics: bool = True) -> dict[bytes, IResource]:
         """``livez``, ``readyz`` and (if ``metrics``) ``metrics``, to mount at a site root."""
@@ -130,6 +159,7 @@ class OpenRegistry:
 
     async def close(self) -> None:
         """Close the stores; open uploads stay resumable."""
+        await self.gc.stop()
         await self.registry.close()
         await self._metadata.close()
         self.health.close()
@@ -154,7 +184,12 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
         await metadata.close()
         raise
     registry = Registry(blobs, metadata, reactor, settings.registry_config())
-    return OpenRegistry(registry, metadata, pool, settings.data_dir, reactor)
+    opened = OpenRegistry(
+        registry, metadata, pool, settings.data_dir, reactor,
+        gc_policy=settings.gc_policy(), gc_interval=settings.gc_interval,
+    )
+    opened.gc.start()
+    return opened
 
 
 class RegistryService(Service):

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from txoci.storage import gc
 from txoci.storage.interfaces import IMetadataStore, IMetadataTransaction, StorageStats
 from txoci.web.accesslog import UNMATCHED, RequestRecord
 
@@ -92,6 +93,31 @@ class RegistryMetrics:
         )
         self.repositories = Gauge("txoci_repositories", "Repositories.", registry=registry)
         self.tags = Gauge("txoci_tags", "Tags, across every repository.", registry=registry)
+        self.gc_runs = Counter(
+            "txoci_gc_runs", "Garbage collection runs, by result (ok or error).", ["result"],
+            registry=registry,
+        )
+        self.gc_reclaimed = Counter(
+            "txoci_gc_reclaimed", "Things garbage collection removed, by kind (blob, "
+            "orphan-blob-file, manifest, upload, orphan-upload-file).", ["kind"], registry=registry,
+        )
+        self.gc_reclaimed_bytes = Counter(
+            "txoci_gc_reclaimed_bytes", "Bytes garbage collection freed, by kind.", ["kind"],
+            registry=registry,
+        )
+        self.gc_kept = Counter(
+            "txoci_gc_kept", "GC candidates found in use again by the re-check at deletion time.",
+            registry=registry,
+        )
+        self.gc_last_run = Gauge(
+            "txoci_gc_last_success_timestamp_seconds",
+            "When the last successful garbage collection run finished (Unix time).",
+            registry=registry,
+        )
+        self.gc_duration = Gauge(
+            "txoci_gc_last_duration_seconds", "How long the last successful GC run took.",
+            registry=registry,
+        )
         self.stats_errors = Counter(
             "txoci_metrics_store_query_errors",
             "Failed queries for the stored-content figures (the last values are kept).",
@@ -110,6 +136,19 @@ class RegistryMetrics:
             self.sent.labels(route, record.method).inc(record.bytes_out)
 
     __call__ = observe
+
+    def observe_gc(self, report: gc.Report, duration: float) -> None:
+        """Count a finished garbage collection run."""
+        self.gc_runs.labels("ok").inc()
+        for kind in gc.KINDS:
+            self.gc_reclaimed.labels(kind).inc(report.count(kind))
+            self.gc_reclaimed_bytes.labels(kind).inc(report.size(kind))
+        self.gc_kept.inc(report.kept)
+        self.gc_last_run.set_to_current_time()
+        self.gc_duration.set(duration)
+
+    def gc_failed(self) -> None:
+        self.gc_runs.labels("error").inc()
 
     def _apply(self, stats: StorageStats) -> None:
         self.repositories.set(stats.repositories)

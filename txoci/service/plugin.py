@@ -7,8 +7,9 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
-from txoci.service.embed import SHUTDOWN_TIMEOUT, RegistryService, Settings
+from txoci.service.embed import DEFAULT_GC_INTERVAL, SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
+from txoci.storage import gc
 
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
 
@@ -21,9 +22,19 @@ class Options(usage.Options):
         ["log-format", None, "text", "Log format: text (human-readable) or json (one JSON object a line)."],
         ["shutdown-timeout", None, SHUTDOWN_TIMEOUT,
          "Seconds in-flight requests get to finish on SIGTERM before they are cut off.", float],
+        ["gc-interval", None, DEFAULT_GC_INTERVAL,
+         "Seconds between garbage collection runs; 0 runs none (use `txoci gc`).", float],
+        ["gc-grace", None, gc.DEFAULT_GRACE,
+         "Seconds a blob stays after its last link or reference went.", float],
+        ["manifest-retention", None, "keep",
+         "Hours untagged, unreferenced manifests are kept before GC deletes them, or 'keep'."],
+        ["upload-max-age", None, gc.DEFAULT_UPLOAD_MAX_AGE / 3600,
+         "Hours an upload may go without a request before GC purges it.", float],
     ]
     optFlags = [
         ["disable-deletes", None, "Refuse deletes of manifests, tags and blobs with 405 UNSUPPORTED."],
+        ["read-only", None, "Refuse every write (pushes, deletes) with 405 UNSUPPORTED; reads go on. "
+         "No garbage collection runs."],
     ]
 
     def __init__(self) -> None:
@@ -48,10 +59,31 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         if self["shutdown-timeout"] < 0:
             raise usage.UsageError("--shutdown-timeout must not be negative")
+        for name in ("gc-interval", "gc-grace", "upload-max-age"):
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name} must not be negative")
+        if self["manifest-retention"] == "keep":
+            self["manifest-retention"] = None
+        else:
+            try:
+                hours = float(self["manifest-retention"])
+            except ValueError:
+                raise usage.UsageError("--manifest-retention must be a number of hours or 'keep'") from None
+            if hours < 0:
+                raise usage.UsageError("--manifest-retention must not be negative")
+            self["manifest-retention"] = hours * 3600.0
 
 
 def makeService(options: Any) -> IService:
-    settings = Settings(data_dir=options["data-dir"], deletes_enabled=not options["disable-deletes"])
+    settings = Settings(
+        data_dir=options["data-dir"],
+        deletes_enabled=not options["disable-deletes"],
+        read_only=bool(options["read-only"]),
+        gc_interval=options["gc-interval"] or None,
+        gc_grace=options["gc-grace"],
+        manifest_retention=options["manifest-retention"],
+        upload_max_age=options["upload-max-age"] * 3600.0,
+    )
     return RegistryService(
         settings,
         options["listen"],

@@ -703,6 +703,10 @@ class FilesystemBlobStore:
         while len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
 
+    def forget_verified(self, digest: Digest) -> None:
+        """The blob was deleted (by garbage collection): stop trusting any file for it."""
+        self._verified.pop(str(digest), None)
+
     def is_verified(self, digest: Digest, print_: Fingerprint) -> bool:
         """Whether the file with ``print_`` is the one last verified for ``digest``."""
         return self._verified.get(str(digest)) == print_
