@@ -46,11 +46,13 @@ class RegistryTestCase(TestCase):
         self.data_dir = os.path.abspath(self.mktemp())
         await self.open_server()
 
+    def settings(self) -> Settings:
+        """The settings each test's registry is opened with (no periodic GC)."""
+        return Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled, gc_interval=None)
+
     async def open_server(self) -> None:
         """Open the registry on ``self.data_dir`` and listen on a fresh port."""
-        self.opened: OpenRegistry = await open_registry(
-            Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled), reactor
-        )
+        self.opened: OpenRegistry = await open_registry(self.settings(), reactor)
         site = Site(self.opened.resource()) if self.plain_site else self.opened.site()
         self.port: IListeningPort = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"

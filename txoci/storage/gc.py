@@ -19,6 +19,11 @@ why that loses no data is in docs/operations.md ("Why GC cannot lose data").
 
 What is reclaimed:
 
+- **links** of a blob to a repository, once a manifest of that repository
+  referenced it and none does any more (the image was deleted), for longer
+  than the grace period, unless the blob was linked again since (pushed or
+  mounted anew); a blob that was uploaded and not referenced yet keeps its
+  link, so a push that uploads layers and then the manifest is never cut;
 - **blobs** that no repository links and no manifest references, unreferenced
   for longer than the grace period: the row, then the file;
 - **blob files** no row records (a commit interrupted by a crash), older than
@@ -66,12 +71,13 @@ BATCH = 100
 #: Where blob files wait, between the transaction that removed their row and their deletion.
 TRASH = "gc-trash"
 
+LINK = "link"
 BLOB = "blob"
 ORPHAN_BLOB_FILE = "orphan-blob-file"
 MANIFEST = "manifest"
 UPLOAD = "upload"
 ORPHAN_UPLOAD_FILE = "orphan-upload-file"
-KINDS = (MANIFEST, BLOB, ORPHAN_BLOB_FILE, UPLOAD, ORPHAN_UPLOAD_FILE)
+KINDS = (MANIFEST, LINK, BLOB, ORPHAN_BLOB_FILE, UPLOAD, ORPHAN_UPLOAD_FILE)
 
 
 @attrs.frozen
@@ -163,6 +169,18 @@ AND since <= :cutoff {only}
 ORDER BY b.digest
 """
 
+_LINKS = """
+SELECT r.name, rb.digest, b.size, q.queued_at
+FROM gc_link_review q
+JOIN repository_blobs rb ON rb.repository_id = q.repository_id AND rb.digest = q.digest
+JOIN repositories r ON r.id = q.repository_id
+JOIN blobs b ON b.digest = rb.digest
+WHERE q.queued_at <= :cutoff AND q.queued_at >= rb.linked_at
+AND NOT EXISTS (SELECT 1 FROM manifest_references mr
+                WHERE mr.repository_id = q.repository_id AND mr.referenced_digest = q.digest) {only}
+ORDER BY r.name, rb.digest
+"""
+
 _MANIFESTS = """
 SELECT r.name, m.digest, LENGTH(m.content), m.subject,
        MAX(m.created_at, COALESCE(q.queued_at, 0)) AS since
@@ -192,6 +210,22 @@ def _blob_candidates(tx: SQLiteTransaction, cutoff: float, digest: str | None = 
         Item(BLOB, str(d), int(size), f"no repository links it and no manifest references it "
              f"(since {_since(since)})")
         for d, size, since in rows
+    ]
+
+
+def _link_candidates(
+    tx: SQLiteTransaction, cutoff: float, subject: tuple[str, str] | None = None
+) -> list[Item]:
+    only = "AND r.name = :repository AND rb.digest = :digest" if subject is not None else ""
+    repository, digest = subject if subject is not None else (None, None)
+    rows = tx._db.execute(
+        _LINKS.format(only=only), {"cutoff": cutoff, "repository": repository, "digest": digest}
+    )
+    # No bytes yet: the blob itself goes in a later run, if no other repository holds it.
+    return [
+        Item(LINK, f"{name}@{d}", 0, f"no manifest of the repository references this "
+             f"{size}-byte blob any more (since {_since(since)}); it is not linked again since")
+        for name, d, size, since in rows
     ]
 
 
@@ -270,6 +304,7 @@ def plan(
         items: list[Item] = []
         if policy.manifest_retention is not None:
             items += _manifest_candidates(tx, now - policy.manifest_retention)
+        items += _link_candidates(tx, now - policy.grace)
         items += _blob_candidates(tx, now - policy.grace)
         items += _upload_candidates(tx, now - policy.upload_max_age, in_use)
         return items, _recorded_blobs(tx), _recorded_uploads(tx)
@@ -332,6 +367,13 @@ def _reclaim_one(
         if not current:
             return None
         tx.delete_manifest(repository, digest)
+        return current[0]
+    if item.kind == LINK:
+        repository, _, digest = item.subject.partition("@")
+        current = _link_candidates(tx, now - policy.grace, (repository, digest))
+        if not current:
+            return None
+        tx.unlink_blob(repository, digest)
         return current[0]
     if item.kind == BLOB:
         current = _blob_candidates(tx, now - policy.grace, item.subject)

@@ -113,6 +113,12 @@ MIGRATIONS: list[str] = [
         queued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
         PRIMARY KEY (repository_id, digest)
     ) WITHOUT ROWID;
+    CREATE TABLE gc_link_review (
+        repository_id INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        queued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+        PRIMARY KEY (repository_id, digest)
+    ) WITHOUT ROWID;
     ALTER TABLE uploads ADD COLUMN updated_at REAL NOT NULL DEFAULT 0;
     UPDATE uploads SET updated_at = started_at;
     CREATE TRIGGER gc_review_unlinked_blob AFTER DELETE ON repository_blobs BEGIN
@@ -125,6 +131,13 @@ MIGRATIONS: list[str] = [
         INSERT INTO gc_manifest_review (repository_id, digest)
         VALUES (old.repository_id, old.referenced_digest)
         ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+        INSERT INTO gc_link_review (repository_id, digest)
+        VALUES (old.repository_id, old.referenced_digest)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = excluded.queued_at;
+    END;
+    CREATE TRIGGER gc_review_link_gone AFTER DELETE ON repository_blobs BEGIN
+        DELETE FROM gc_link_review
+        WHERE repository_id = old.repository_id AND digest = old.digest;
     END;
     CREATE TRIGGER gc_review_untagged AFTER DELETE ON tags BEGIN
         INSERT INTO gc_manifest_review (repository_id, digest)
@@ -268,8 +281,9 @@ class SQLiteTransaction:
     def link_blob(self, repository: str, digest: str) -> None:
         repository_id = self._ensure_repository(repository)
         self._db.execute(
+            # Linking again (a new upload or mount) restarts the link's GC clock.
             "INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) "
-            "ON CONFLICT DO NOTHING",
+            "ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at",
             (repository_id, digest),
         )
 
