@@ -130,7 +130,9 @@ class GarbageCollector:
         self.last = report
         if self.metrics is not None:
             self.metrics.observe_gc(report, duration)
-        log.info(
+        # Quiet when there was nothing to do: a short interval must not flood the log.
+        emit = log.info if report.items or report.kept or report.recovered else log.debug
+        emit(
             "garbage collection reclaimed {bytes} bytes: {blobs} blobs, {files} orphaned blob "
             "files, {manifests} manifests, {uploads} uploads, {upload_files} orphaned upload "
             "files ({kept} kept in use) in {duration:.3f}s",

@@ -31,8 +31,8 @@ What is reclaimed:
 - **untagged manifests** that no other manifest references and whose subject
   (if any) is gone, older than the manifest retention, when one is set;
 - **upload sessions** without a request for longer than the upload age limit,
-  with their files, and **upload files** no session records, older than the
-  grace period.
+  with their files; sessions whose file is missing and **upload files** no
+  session records, older than the grace period.
 """
 
 from __future__ import annotations
@@ -261,6 +261,21 @@ def _upload_candidates(
     ]
 
 
+def _fileless_upload_candidates(
+    tx: SQLiteTransaction, data_dir: str, cutoff: float, in_use: Collection[str],
+    upload_id: str | None = None,
+) -> list[Item]:
+    """Sessions whose file is missing (a crash between the two): resuming them cannot work."""
+    only = "AND id = :id" if upload_id is not None else ""
+    rows = tx._db.execute(_UPLOADS.format(only=only), {"cutoff": cutoff, "id": upload_id})
+    return [
+        Item(UPLOAD, str(uid), 0, f"upload to {repository} whose file is missing "
+             f"(since {_since(since)})")
+        for uid, repository, offset, since in rows
+        if uid not in in_use and not os.path.exists(os.path.join(data_dir, "uploads", str(uid)))
+    ]
+
+
 def _disk_blobs(data_dir: str) -> Iterator[tuple[str, str]]:
     """(digest, path) of every file under ``blobs/`` named like a blob."""
     root = os.path.join(data_dir, "blobs")
@@ -306,7 +321,12 @@ def plan(
             items += _manifest_candidates(tx, now - policy.manifest_retention)
         items += _link_candidates(tx, now - policy.grace)
         items += _blob_candidates(tx, now - policy.grace)
-        items += _upload_candidates(tx, now - policy.upload_max_age, in_use)
+        uploads = _upload_candidates(tx, now - policy.upload_max_age, in_use)
+        expired = {item.subject for item in uploads}
+        items += uploads + [
+            item for item in _fileless_upload_candidates(tx, data_dir, now - policy.grace, in_use)
+            if item.subject not in expired
+        ]
         return items, _recorded_blobs(tx), _recorded_uploads(tx)
 
     # The files are listed before the snapshot is taken: a file committed
@@ -399,7 +419,9 @@ def _reclaim_one(
         trash.append(moved)
         return item
     if item.kind == UPLOAD:
-        current = _upload_candidates(tx, now - policy.upload_max_age, in_use, item.subject)
+        current = _upload_candidates(
+            tx, now - policy.upload_max_age, in_use, item.subject
+        ) or _fileless_upload_candidates(tx, data_dir, now - policy.grace, in_use, item.subject)
         if not current:
             return None
         tx.delete_upload(item.subject)

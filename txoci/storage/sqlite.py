@@ -23,6 +23,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from txoci.registry.errors import StorageFull
 from txoci.storage.interfaces import (
     IMetadataStore,
     IMetadataTransaction,
@@ -450,6 +451,9 @@ class SQLiteTransaction:
         )
 
 
+#: SQLite's result code for a full disk (``database or disk is full``).
+_SQLITE_FULL = 13
+
 #: Threads (each with its own connection) for read-only transactions.
 READ_THREADS = 2
 
@@ -486,14 +490,19 @@ class SQLiteMetadataStore:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the metadata store is closed")
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            result = work(SQLiteTransaction(connection), *args)
-            connection.execute("COMMIT")
-        except BaseException:
-            # Also after a failed COMMIT: never leave the transaction open.
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(SQLiteTransaction(connection), *args)
+                connection.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT: never leave the transaction open.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL:
+                raise StorageFull("the registry has no space left for its metadata") from error
             raise
         return result
 

@@ -1,0 +1,1 @@
+"""Crash, race, disk-full and corruption tests of the storage lifecycle."""
