@@ -464,8 +464,11 @@ class Registry:
 
     async def _discard(self, upload_id: str) -> None:
         await self._forget(upload_id)
-        await self._transact(lambda tx: tx.delete_upload(upload_id))
+        # The file first: on a full disk, that frees the space the metadata
+        # write needs.  (A crash in between leaves a session without a file,
+        # which GC purges.)
         await self.blobs.delete_upload(upload_id)
+        await self._transact(lambda tx: tx.delete_upload(upload_id))
 
     def uploads_in_use(self) -> frozenset[str]:
         """Uploads with a writer open in this process (garbage collection leaves them alone)."""
