@@ -7,10 +7,13 @@ that finds out is aborted before its last chunk, and later requests get
 from __future__ import annotations
 
 import glob
+import json
 import os
+import sys
 from typing import Any
 
 import treq
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from tests.support import RegistryTestCase, sha256
@@ -128,3 +131,26 @@ class CorruptBlobTests(RegistryTestCase):
         response, body = await self.request("GET", f"/v2/good/big/blobs/{digest}")
         self.assertEqual(response.code, 200)
         self.assertEqual(sha256(body), digest)
+
+    async def txoci_check(self) -> tuple[int, dict[str, Any]]:
+        """``txoci check --json`` as a separate process, beside the running registry."""
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-m", "txoci.service.cli", "check", "--data-dir", self.data_dir, "--json"],
+            env=dict(os.environ),
+        )
+        return code, json.loads(out)
+
+    async def test_txoci_check_reports_the_flipped_blob_before_and_after_a_get(self) -> None:
+        digest = await self.push_blob("bad/checked", BIG)
+        flip_byte(blob_file(self.data_dir, digest), 12345)
+        code, report = await self.txoci_check()
+        self.assertEqual(code, 1)
+        self.assertEqual([(p["kind"], p["subject"]) for p in report["problems"]], [("corrupt", digest)])
+        # The GET that finds out fails, and check then reports the mark it left.
+        response, received, error = await self.collect(f"/v2/bad/checked/blobs/{digest}")
+        self.assertIsInstance(error, ResponseFailed)
+        code, report = await self.txoci_check()
+        self.assertEqual(code, 1)
+        self.assertEqual([(p["kind"], p["subject"]) for p in report["problems"]],
+                         [("marked-corrupt", digest)])
+        self.flushLoggedErrors()
