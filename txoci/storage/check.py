@@ -33,7 +33,7 @@ import attrs
 
 from txoci.registry.digest import ALGORITHMS, Digest, new_hasher
 from txoci.storage.filesystem import QUARANTINE, READ_SIZE, quarantine_file
-from txoci.storage.sqlite import SQLiteTransaction, connect
+from txoci.storage.sqlite import UNREFERENCED_BLOB, SQLiteTransaction, connect
 
 T = TypeVar("T")
 
@@ -495,9 +495,7 @@ def _usage(tx: SQLiteTransaction) -> Usage:
         ints(row)
         for row in _rows(
             tx,
-            "SELECT COUNT(*), SUM(size) FROM blobs b WHERE"
-            " NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) AND"
-            " NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.referenced_digest = b.digest)",
+            f"SELECT COUNT(*), SUM(size) FROM blobs b WHERE {UNREFERENCED_BLOB}",
         )
     )
     total = RepositoryUsage("", blobs, blob_bytes, manifests, manifest_bytes, uploads, upload_bytes)

@@ -57,7 +57,7 @@ from txoci.storage.check import (
     read,
     write,
 )
-from txoci.storage.sqlite import SQLiteTransaction
+from txoci.storage.sqlite import UNREFERENCED_BLOB, SQLiteTransaction
 
 T = TypeVar("T")
 
@@ -160,12 +160,11 @@ def _since(timestamp: float) -> str:
 # the same query for one candidate inside the write transaction that removes
 # it, so "garbage" means one thing in both places.
 
-_BLOBS = """
+_BLOBS = f"""
 SELECT b.digest, b.size, MAX(b.created_at, COALESCE(q.queued_at, 0)) AS since
 FROM blobs b LEFT JOIN gc_blob_review q ON q.digest = b.digest
-WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
-AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.referenced_digest = b.digest)
-AND since <= :cutoff {only}
+WHERE {UNREFERENCED_BLOB}
+AND since <= :cutoff {{only}}
 ORDER BY b.digest
 """
 

@@ -162,6 +162,15 @@ MIGRATIONS: list[str] = [
 ]
 
 
+#: The one definition of a blob nothing holds (``b`` is the ``blobs`` row): no
+#: repository links it and no manifest references it.  ``txoci du`` counts
+#: these, and garbage collection reclaims them once the grace period passed.
+UNREFERENCED_BLOB = (
+    "NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) AND "
+    "NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.referenced_digest = b.digest)"
+)
+
+
 def _statements(script: str) -> list[str]:
     """The SQL statements of a migration script (a trigger body holds semicolons)."""
     statements: list[str] = []
