@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from txoci.registry.cache import LookupCache
 from txoci.registry.digest import DEFAULT_ALGORITHM, Digest, validate_algorithm
 from txoci.registry.errors import (
     BlobUnknown,
@@ -78,6 +79,11 @@ class RegistryConfig:
     #: Advertised as ``OCI-Chunk-Min-Length``: smaller chunks cost a sync each.
     chunk_min_length: int = 1024 * 1024
     max_manifest_size: int = MAX_MANIFEST_SIZE
+    #: Seconds a cached manifest, blob or tag lookup may be reused (0: no
+    #: cache).  Writes of this process invalidate the cache at once; this only
+    #: bounds how long a change made by another process (``txoci gc``) can go
+    #: unseen.  See :mod:`txoci.registry.cache`.
+    lookup_cache_ttl: float = 1.0
 
 
 @attrs.frozen
@@ -108,6 +114,10 @@ class Page:
 
     items: list[str]
     more: bool
+
+
+def _listed_size(names: list[str] | None) -> int:
+    return 0 if names is None else sum(len(name) for name in names)
 
 
 class _ActiveUpload:
@@ -142,6 +152,7 @@ class Registry:
         #: Blobs found corrupt by this process; the metadata marks them too
         #: (except in read-only mode), this also covers a failed marking.
         self._corrupt: set[str] = set()
+        self._lookups = LookupCache(clock, lambda: metadata.generation, config.lookup_cache_ttl)
 
     # Helpers
 
@@ -167,8 +178,9 @@ class Registry:
         validate_name(repository)
         if str(digest) in self._corrupt:
             raise BlobUnknown(f"blob {digest} failed its integrity check; push it again")
-        size = await self._read(
-            lambda tx: tx.linked_blob_size(repository, str(digest))
+        size = await self._lookups.get(
+            ("blob", repository, str(digest)),
+            lambda: self._read(lambda tx: tx.linked_blob_size(repository, str(digest))),
         )
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}")
@@ -457,7 +469,11 @@ class Registry:
             digest = tx.resolve_tag(repository, reference.tag)
             return None if digest is None else tx.get_manifest(repository, digest)
 
-        record = await self._read(lookup)
+        record: ManifestRecord | None = await self._lookups.get(
+            ("manifest", repository, str(reference)),
+            lambda: self._read(lookup),
+            lambda found: 0 if found is None else len(found.content),
+        )
         if record is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
         return record
@@ -546,7 +562,9 @@ class Registry:
                 return None
             return list(tx.list_tags(repository, last, limit + 1))
 
-        tags = await self._read(page)
+        tags = await self._lookups.get(
+            ("tags", repository, limit, last), lambda: self._read(page), _listed_size
+        )
         if tags is None:
             raise NameUnknown(f"repository {repository} is not known")
         return Page(tags[:limit], len(tags) > limit)

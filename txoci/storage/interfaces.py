@@ -243,6 +243,16 @@ class IMetadataTransaction(Interface):
 class IMetadataStore(Interface):
     """Runs transactions over the registry's metadata."""
 
+    generation = Attribute(
+        """
+        An integer that changes (in the reactor thread) when a write
+        transaction of this store is started and again once it committed or
+        failed, before its caller sees the result.  Caches of lookups compare
+        it to know that nothing was written since they read.
+        """
+    )
+
+
     def transact(work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """
         Run ``work(transaction, *args)`` in one transaction on the store's

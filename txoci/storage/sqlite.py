@@ -385,6 +385,8 @@ class SQLiteMetadataStore:
         self._read_connections: list[sqlite3.Connection] = []
         self._read_connections_lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        #: See IMetadataStore.generation: bumped as each write starts and ends.
+        self.generation = 0
 
     def start(self) -> Deferred[None]:
         """Start the store's thread and open (and migrate) the database."""
@@ -411,7 +413,15 @@ class SQLiteMetadataStore:
         return result
 
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
+        self.generation += 1
+        done = deferToThreadPool(self._reactor, self._pool, self._run, work, args)
+
+        def ended(result: object) -> object:
+            # After the commit is visible, before the caller sees the result.
+            self.generation += 1
+            return result
+
+        return done.addBoth(ended)
 
     def _read_connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._read_local, "connection", None)
