@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tests.support import RegistryTestCase
 from txoci.registry.cache import LookupCache
+from txoci.storage.check import write
+from txoci.storage.sqlite import WriteGeneration, connect
 
 
 class LookupCacheTests(TestCase):
@@ -58,3 +64,32 @@ class LookupCacheTests(TestCase):
             await self.cache.get(index, lambda: self.lookup(b"z" * 99), len)
         self.assertLessEqual(self.cache._bytes, 1600)
         self.assertEqual(self.calls, 20)
+
+
+class OtherProcessWriteTests(RegistryTestCase):
+    """A write by another process on the same data dir (``txoci gc``, a worker) is seen at once."""
+
+    async def test_a_tag_deleted_by_another_writer_is_gone_at_once(self) -> None:
+        digest, _ = await self.push_image("cache/shared", "latest", [b"layer"])
+        for _ in range(2):  # the second GET is served from the cache
+            response, _ = await self.request("GET", "/v2/cache/shared/manifests/latest")
+            self.assertEqual(response.code, 200)
+        connection = connect(os.path.join(self.data_dir, "metadata.sqlite3"))
+        self.addCleanup(connection.close)
+        await deferToThread(write, connection, lambda tx: tx.delete_tag("cache/shared", "latest"))
+        response, body = await self.request("GET", "/v2/cache/shared/manifests/latest")
+        self.assertError(response, body, 404, "MANIFEST_UNKNOWN")
+        response, _ = await self.request("GET", f"/v2/cache/shared/manifests/{digest}")
+        self.assertEqual(response.code, 200)
+
+
+class WriteGenerationTests(TestCase):
+    def test_every_handle_on_the_file_sees_every_bump(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        first, second = WriteGeneration(path), WriteGeneration(path)
+        self.addCleanup(first.close)
+        self.addCleanup(second.close)
+        start = first.value
+        first.bump()
+        second.bump()
+        self.assertEqual((first.value, second.value), (start + 2, start + 2))

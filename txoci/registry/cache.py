@@ -3,19 +3,22 @@ A short-lived cache of metadata lookups for the hot read paths (``GET`` and
 ``HEAD`` of manifests, ``HEAD`` of blobs, tag pages).
 
 Correctness rests on the metadata store's write generation
-(:attr:`txoci.storage.interfaces.IMetadataStore.generation`), which changes
-when any write transaction of this process starts and again when it ends:
+(:attr:`txoci.storage.interfaces.IMetadataStore.generation`), a counter
+shared by every process on the data dir (the workers of ``twistd oci
+--workers``, ``txoci gc``, ``txoci check --repair``), which changes once a
+write transaction holds the database's write lock and again after it
+committed:
 
-- an entry is stored only if no write started or ended while its lookup ran,
-  so a lookup that raced with a write never stores what the write replaced;
+- an entry is stored only if the generation did not change while its lookup
+  ran, so a lookup that raced with a write never stores what the write
+  replaced;
 - an entry is used only while the generation is still the one it was read
-  at, so every write in this process (push, tag move, delete, garbage
-  collection) invalidates everything at once, before its client is answered.
+  at, so every write (push, tag move, delete, garbage collection, in any
+  process) invalidates everything at once, before its client is answered.
 
-Readers in this process therefore see their own and each other's writes at
-once, exactly as without the cache.  Writes made by *another* process on the
-same data dir (``txoci gc``, ``txoci check --repair``) are not seen by the
-generation; entries expire after ``ttl`` seconds, which bounds that staleness.
+Readers therefore see every write as soon as it was acknowledged, exactly as
+without the cache.  Entries also expire after ``ttl`` seconds: a bound on
+staleness should a writer die between its commit and its second bump.
 """
 
 from __future__ import annotations

@@ -80,9 +80,8 @@ class RegistryConfig:
     chunk_min_length: int = 1024 * 1024
     max_manifest_size: int = MAX_MANIFEST_SIZE
     #: Seconds a cached manifest, blob or tag lookup may be reused (0: no
-    #: cache).  Writes of this process invalidate the cache at once; this only
-    #: bounds how long a change made by another process (``txoci gc``) can go
-    #: unseen.  See :mod:`txoci.registry.cache`.
+    #: cache).  Every write, by any process, invalidates the cache at once;
+    #: this is only a backstop.  See :mod:`txoci.registry.cache`.
     lookup_cache_ttl: float = 1.0
 
 

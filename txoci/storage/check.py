@@ -33,7 +33,13 @@ import attrs
 
 from txoci.registry.digest import ALGORITHMS, Digest, new_hasher
 from txoci.storage.filesystem import QUARANTINE, READ_SIZE, quarantine_file
-from txoci.storage.sqlite import SQLiteTransaction, connect
+from txoci.storage.sqlite import (
+    SQLiteTransaction,
+    WriteGeneration,
+    connect,
+    generation_path,
+    run_write,
+)
 
 T = TypeVar("T")
 
@@ -118,15 +124,17 @@ def read(connection: sqlite3.Connection, work: Callable[[SQLiteTransaction], T])
 
 
 def write(connection: sqlite3.Connection, work: Callable[[SQLiteTransaction], T]) -> T:
-    """Run ``work`` in one write transaction, committed if it returns."""
-    connection.execute("BEGIN IMMEDIATE")
+    """
+    Run ``work`` in one write transaction, committed if it returns, and tell
+    a registry serving the same data dir (its write generation) that its
+    cached lookups are stale.
+    """
+    path = str(connection.execute("PRAGMA database_list").fetchone()[2])
+    generation = WriteGeneration(generation_path(path))
     try:
-        result = work(SQLiteTransaction(connection))
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
+        result: T = run_write(connection, generation, work)
+    finally:
+        generation.close()
     return result
 
 

@@ -245,10 +245,11 @@ class IMetadataStore(Interface):
 
     generation = Attribute(
         """
-        An integer that changes (in the reactor thread) when a write
-        transaction of this store is started and again once it committed or
-        failed, before its caller sees the result.  Caches of lookups compare
-        it to know that nothing was written since they read.
+        An integer, read on the reactor thread, that changes when a write
+        transaction on this store's data (by any process) has begun and again
+        once it committed or failed, before its caller sees the result.
+        Caches of lookups compare it to know that nothing was written since
+        they read.
         """
     )
 
