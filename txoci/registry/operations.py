@@ -44,6 +44,7 @@ from txoci.storage.interfaces import (
     IMetadataTransaction,
     IUploadWriter,
     ManifestRecord,
+    UploadInUse,
     UploadRecord,
 )
 
@@ -117,6 +118,12 @@ class Page:
 
 def _listed_size(names: list[str] | None) -> int:
     return 0 if names is None else sum(len(name) for name in names)
+
+
+def _in_use(offset: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(
+        "another request is writing to this upload", headers=_range_header(offset)
+    )
 
 
 class _ActiveUpload:
@@ -299,36 +306,58 @@ class Registry:
         return UploadStatus(repository, upload_id, offset)
 
     async def _acquire(self, repository: str, upload_id: str) -> _ActiveUpload:
-        record = await self._upload_record(repository, upload_id)
+        """
+        The upload's writer, locked for the calling request.  Its recorded
+        state is read afresh: another worker process may have moved the
+        upload on since this one last wrote to it.
+        """
+        validate_name(repository)
+        record = await self._read(lambda tx: tx.get_upload(upload_id))
+        if record is None or record.repository != repository:
+            raise BlobUploadUnknown(f"upload {upload_id[:100]!r} is not in progress")
         active = self._active.get(upload_id)
+        if active is not None and not active.busy:
+            active.busy = True
+            if active.idle_timer is not None and active.idle_timer.active():
+                active.idle_timer.cancel()
+            active.idle_timer = None
+            try:
+                current = await active.writer.resume(record.offset)
+            except UploadInUse:
+                self._release(active, locked=False)
+                raise _in_use(record.offset) from None
+            except BaseException:
+                self._release(active, locked=False)
+                raise
+            if current:
+                active.record = record
+                return active
+            # Stale: reopen from what the metadata records.
+            active.busy = False
+            await self._forget(upload_id)
+            active = None
         if active is None:
             # Opening truncates the file to the recorded offset, so a second
             # open must never race the first: it would cut off bytes the
             # first request is already writing.
             if upload_id in self._opening:
-                raise RangeNotSatisfiable(
-                    "another request is writing to this upload",
-                    headers=_range_header(record.offset),
-                )
+                raise _in_use(record.offset)
             self._opening.add(upload_id)
             try:
                 writer = await self.blobs.open_upload(upload_id, record.offset, record.algorithm)
+            except UploadInUse:
+                raise _in_use(record.offset) from None
             finally:
                 self._opening.discard(upload_id)
             active = self._active[upload_id] = _ActiveUpload(writer, record)
-        if active.busy:
-            raise RangeNotSatisfiable(
-                "another request is writing to this upload",
-                headers=_range_header(active.writer.offset),
-            )
-        active.busy = True
-        if active.idle_timer is not None and active.idle_timer.active():
-            active.idle_timer.cancel()
-        active.idle_timer = None
-        return active
+            active.busy = True
+            return active
+        raise _in_use(active.writer.offset)
 
-    def _release(self, active: _ActiveUpload) -> None:
+    def _release(self, active: _ActiveUpload, locked: bool = True) -> None:
         """The request using ``active`` is done; close it if it stays idle."""
+        if locked:
+            active.writer.suspend()
         active.busy = False
         upload_id = active.record.upload_id
         if self._active.get(upload_id) is not active:

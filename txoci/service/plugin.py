@@ -9,8 +9,11 @@ from twisted.python import usage
 
 from txoci.service.embed import SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
+from txoci.service.workers import WorkerPool, WorkerSetupError, check_shareable
 
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
+#: More processes than this only add contention on the database.
+MAX_WORKERS = 64
 
 
 class Options(usage.Options):
@@ -21,6 +24,8 @@ class Options(usage.Options):
         ["log-format", None, "text", "Log format: text (human-readable) or json (one JSON object a line)."],
         ["shutdown-timeout", None, SHUTDOWN_TIMEOUT,
          "Seconds in-flight requests get to finish on SIGTERM before they are cut off.", float],
+        ["workers", "w", 1,
+         "Serve with this many processes sharing the listening sockets (1: this process alone).", int],
     ]
     optFlags = [
         ["disable-deletes", None, "Refuse deletes of manifests, tags and blobs with 405 UNSUPPORTED."],
@@ -48,10 +53,14 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         if self["shutdown-timeout"] < 0:
             raise usage.UsageError("--shutdown-timeout must not be negative")
+        if not 1 <= self["workers"] <= MAX_WORKERS:
+            raise usage.UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
 
 
 def makeService(options: Any) -> IService:
     settings = Settings(data_dir=options["data-dir"], deletes_enabled=not options["disable-deletes"])
+    if options["workers"] > 1:
+        return _worker_pool(options, settings)
     return RegistryService(
         settings,
         options["listen"],
@@ -72,3 +81,19 @@ def _log_observer(options: Any) -> Any:
             "--log-format json works under twistd; with twist use `twist --log-format json oci`"
         )
     return twistd_json_observer(parent)
+
+
+def _worker_pool(options: Any, settings: Settings) -> IService:
+    try:
+        check_shareable(options["listen"] + options["metrics-listen"])
+    except WorkerSetupError as error:
+        raise usage.UsageError(str(error)) from None
+    pool = WorkerPool(
+        settings,
+        options["listen"],
+        options["workers"],
+        metrics_listen=options["metrics-listen"],
+        shutdown_timeout=options["shutdown-timeout"],
+        log_observer=_log_observer(options),
+    )
+    return pool

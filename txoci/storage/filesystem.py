@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import time
@@ -53,6 +54,7 @@ from txoci.storage.interfaces import (
     IBlobStore,
     IUploadWriter,
     TransferStopped,
+    UploadInUse,
 )
 
 T = TypeVar("T")
@@ -167,6 +169,26 @@ def quarantine_file(root: str, path: str) -> str:
     _fsync_directory(os.path.dirname(target))
     _fsync_directory(os.path.dirname(path))
     return target
+
+
+def _lock_upload(fd: int) -> None:
+    """Lock an upload file for the calling request, or raise :class:`UploadInUse`."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadInUse("another request is writing to this upload") from None
+
+
+def _resume_upload(fd: int, recorded_offset: int, written: int) -> bool:
+    """Lock a suspended upload file; whether this writer may go on from ``written``."""
+    _lock_upload(fd)
+    if recorded_offset != written:
+        return False
+    if os.fstat(fd).st_size != written:
+        # A writer elsewhere added bytes that it never recorded (it died, or
+        # its request failed): they were never acknowledged.
+        os.ftruncate(fd, written)
+    return True
 
 
 def _translate_os_error(error: OSError) -> Exception:
@@ -351,6 +373,19 @@ class FileUploadWriter:
             return self._written
 
         return Deferred.fromCoroutine(flush())
+
+    def resume(self, recorded_offset: int) -> Deferred[bool]:
+        async def resume() -> bool:
+            await self._idle()
+            fd = self._require_fd()
+            return await self._worker.run(_resume_upload, fd, recorded_offset, self._written)
+
+        return Deferred.fromCoroutine(resume())
+
+    def suspend(self) -> None:
+        if self._fd is not None:
+            # Unlocking never blocks.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def commit(self, expected: Digest) -> Deferred[int]:
         async def commit() -> int:
@@ -583,6 +618,9 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise BlobUploadUnknown("upload has no data file") from None
         try:
+            # Before the truncation below: never cut bytes another request
+            # (maybe in another process) is writing.
+            _lock_upload(fd)
             hasher = new_hasher(algorithm)
             _hash_file(fd, hasher, offset)
             # Bytes past the durable offset were never acknowledged: drop them.
