@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import treq
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
@@ -119,6 +120,21 @@ class WorkerPoolTests(TestCase):
         for _ in range(3):
             response, body = await self.request("GET", f"/v2/workers/chunks/blobs/{digest}")
             self.assertEqual(sha256(body), digest)
+
+    async def test_metrics_count_the_requests_of_every_worker(self) -> None:
+        for _ in range(20):
+            response, _ = await self.request("GET", "/v2/")
+            self.assertEqual(response.code, 200)
+        for _ in range(3):  # whichever worker answers the scrape
+            response, body = await self.request("GET", "/metrics")
+            self.assertEqual(response.code, 200)
+            counted = {
+                (sample.labels["route"], sample.labels["status"]): sample.value
+                for family in text_string_to_metric_families(body.decode())
+                for sample in family.samples
+                if sample.name == "txoci_http_requests_total" and sample.labels["method"] == "GET"
+            }
+            self.assertEqual(counted[("/v2/", "200")], 20)
 
     def test_a_worker_that_dies_is_replaced(self) -> None:
         before = worker_pids(self.server)

@@ -20,6 +20,9 @@ What keeps several processes on one data dir correct:
   re-checks the recorded offset before reusing an upload file it still has
   open, so consecutive ``PATCH`` requests may land on different workers.
 
+Each worker's ``/metrics`` answers for all of them: they share a
+``prometheus_client`` multiprocess directory (see :mod:`txoci.service.metrics`).
+
 Workers log by writing Twisted's JSON log events to a pipe; the parent
 re-publishes them (with a ``worker`` field) to its own observers, so
 ``--log-format`` and ``--logfile`` work as with one process.  A worker that
@@ -31,9 +34,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +52,7 @@ from twisted.logger import ILogObserver, Logger, eventFromJSON, globalLogPublish
 from twisted.python.failure import Failure
 
 from txoci.service.embed import LoggingService, Settings
+from txoci.service.metrics import MULTIPROCESS_DIRECTORY
 from txoci.web.site import HANDLER_GRACE
 
 log = Logger()
@@ -164,6 +170,8 @@ class WorkerPool(LoggingService):
         self._started_at = [0.0] * workers
         self._restarts: dict[int, Any] = {}
         self._stopping = False
+        #: Where the workers keep their metrics (prometheus_client multiprocess mode).
+        self.metrics_directory: str | None = None
 
     @property
     def reactor(self) -> Any:
@@ -190,6 +198,8 @@ class WorkerPool(LoggingService):
 
         opened = await open_registry(self.settings, self.reactor)
         await opened.close()
+        # Fresh for each start: counters begin at zero, as a single process's do.
+        self.metrics_directory = tempfile.mkdtemp(prefix="txoci-metrics-")
         for role, descriptions in (("registry", self.listen), ("metrics", self.metrics_listen)):
             for description in descriptions:
                 port = await serverFromString(self.reactor, description).listen(Factory.forProtocol(Protocol))
@@ -227,8 +237,11 @@ class WorkerPool(LoggingService):
         protocol = _WorkerProtocol(self, index)
         self._protocols[index] = protocol
         self._started_at[index] = self.reactor.seconds()
+        environment = dict(os.environ)
+        assert self.metrics_directory is not None
+        environment[MULTIPROCESS_DIRECTORY] = self.metrics_directory
         self.processes[index] = self.reactor.spawnProcess(
-            protocol, sys.executable, self.worker_arguments(index), env=dict(os.environ),
+            protocol, sys.executable, self.worker_arguments(index), env=environment,
             childFDs=child_fds,
         )
         log.info("txoci worker {worker} started (pid {pid})", worker=index,
@@ -278,6 +291,9 @@ class WorkerPool(LoggingService):
         for port in self.ports:
             await maybeDeferred(port.stopListening)
         self.ports = []
+        if self.metrics_directory is not None:
+            shutil.rmtree(self.metrics_directory, ignore_errors=True)
+            self.metrics_directory = None
 
     def _signal(self, index: int, signal_number: int) -> None:
         process = self.processes.get(index)
