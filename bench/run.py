@@ -10,7 +10,8 @@ Both servers run on their own loopback port with a fresh data dir on the same
 disk (a temporary directory next to this file), deletes enabled, logging at
 warning level.  Every case runs against both, alternating txoci, Distribution,
 txoci, ... for ``--rounds`` rounds.  Results go to ``bench/results.json`` and
-``bench/results.md`` (``results-quick.*`` with ``--quick``).  See
+``bench/results.md`` (``results-quick.*`` with ``--quick``, ``-workersN`` added
+with ``--workers N``; CPU and memory are then those of all processes added up).  See
 docs/performance.md.
 """
 
@@ -364,14 +365,36 @@ class Server:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"{self.name} is not running; see {self.log_path}")
 
+    def pids(self) -> list[int]:
+        """The server's process and its children (the workers of ``--workers``)."""
+        pids = [self.pid]
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                pids += [int(child) for child in f.read().split()]
+        except OSError:
+            pass
+        return pids
+
+    def _total(self, measure: Callable[[int], float]) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += measure(pid)
+            except (OSError, ValueError, IndexError):
+                pass  # a worker that just ended
+        return total
+
     def cpu(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """CPU seconds of every process of the server."""
+        return self._total(proc_cpu_seconds)
 
     def rss_kib(self) -> int:
-        return proc_status_kib(self.pid, "VmRSS")
+        """Resident memory of every process of the server, added up."""
+        return int(self._total(lambda pid: proc_status_kib(pid, "VmRSS")))
 
     def hwm_kib(self) -> int:
-        return proc_status_kib(self.pid, "VmHWM")
+        """Peak resident memory of each process of the server, added up."""
+        return int(self._total(lambda pid: proc_status_kib(pid, "VmHWM")))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -385,11 +408,14 @@ class Server:
 
 class Txoci(Server):
     name = "txoci"
+    #: ``--workers``: processes serving the registry (set from the command line).
+    workers = 1
 
     def command(self) -> list[str]:
         return [
             sys.executable, "-c", TWISTD_BOOT, "-n", "--pidfile=", "--logger=_txoci_bench_log.observer",
             "oci", "--data-dir", str(self.data_dir), "--listen", f"tcp:{self.port}:interface={HOST}",
+            "--workers", str(self.workers),
         ]
 
 
@@ -1354,11 +1380,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds per case (default 3, 1 with --quick)")
     parser.add_argument("--profile", action="store_true", help="profile txoci with py-spy instead")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="run txoci with --workers N (default 1: one process)")
     options = parser.parse_args()
     check_tools()
     sizes = Sizes(**QUICK.__dict__) if options.quick else Sizes()
     if options.rounds:
         sizes.rounds = max(1, options.rounds)
+    Txoci.workers = options.workers
     workdir = work_directory()
     log(f"work dir {workdir}")
     started = time.perf_counter()
@@ -1387,6 +1416,8 @@ def main() -> int:
         )
         log(machine["other_load"])
         stem = "results-quick" if options.quick else "results"
+        if options.workers > 1:
+            stem += f"-workers{options.workers}"
         write_results(bench.results, sizes, machine, elapsed, stem)
         log("")
         log(markdown_table(bench.results))

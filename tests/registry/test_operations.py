@@ -142,11 +142,13 @@ class ConcurrentUploadTests(OperationsTestCase):
         status = await self.registry.start_upload(REPO)
         real_open = self.registry.blobs.open_upload
         gate: Deferred[None] = Deferred()
+        first_opening: Deferred[None] = Deferred()
         calls: list[int] = []
 
         def open_upload(upload_id: str, offset: int, algorithm: str) -> Deferred[IUploadWriter]:
             calls.append(offset)
             if len(calls) == 1:
+                first_opening.callback(None)
                 return real_open(upload_id, offset, algorithm)
 
             async def later() -> IUploadWriter:
@@ -159,6 +161,8 @@ class ConcurrentUploadTests(OperationsTestCase):
         data = os.urandom(1000)
         held = HeldSource(data)
         first = Deferred.fromCoroutine(self.registry.append_upload(REPO, status.upload_id, held, None))
+        # The second request arrives while the first is opening the writer.
+        await first_opening
         second = Deferred.fromCoroutine(
             self.registry.append_upload(REPO, status.upload_id, BytesSource(b"y"), None)
         )

@@ -155,10 +155,12 @@ class UploadTests(FilesystemTestCase):
         path = os.path.join(self.root, "blobs", "sha256", digest.encoded[:2], digest.encoded)
         self.assertEqual(self.store.blob_path(digest), path)
         self.assertEqual(self.read(path), data)
-        # The upload keeps its own name until the metadata records the blob.
-        self.assertEqual(self.read(self.upload_file("u1")), data)
-        await writer.finish()
+        # No request can open the upload any more, but its file keeps a name
+        # of its own until the metadata records the blob.
         self.assertFalse(os.path.exists(self.upload_file("u1")))
+        self.assertEqual(self.read(self.upload_file("u1") + ".committing"), data)
+        await writer.finish()
+        self.assertFalse(os.path.exists(self.upload_file("u1") + ".committing"))
         self.assertEqual(await self.store.upload_ids(), [])
         self.assertEqual(await self.store.stat(digest), len(data))
 

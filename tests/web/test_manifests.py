@@ -170,6 +170,18 @@ class PushManifestTests(ManifestTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(pulled, first)
 
+    async def test_a_pull_right_after_a_tag_move_sees_the_new_manifest(self) -> None:
+        # Each GET primes the lookup cache; each push must invalidate it.
+        bodies = [await self.image_manifest("man/hot", b"v%d" % index) for index in range(3)]
+        for body in bodies:
+            await self.put_manifest("man/hot", "latest", body)
+            for _ in range(2):
+                response, pulled = await self.get("man/hot", "latest")
+                self.assertEqual(pulled, body)
+        await self.request("DELETE", "/v2/man/hot/manifests/latest")
+        response, answer = await self.get("man/hot", "latest")
+        self.assertError(response, answer, 404, "MANIFEST_UNKNOWN")
+
     async def test_pushing_the_same_manifest_twice_is_idempotent(self) -> None:
         body = await self.image_manifest("man/again")
         for _ in range(2):

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from txoci.registry.cache import LookupCache
 from txoci.registry.digest import DEFAULT_ALGORITHM, Digest, validate_algorithm
 from txoci.registry.errors import (
     BlobUnknown,
@@ -43,6 +44,7 @@ from txoci.storage.interfaces import (
     IMetadataTransaction,
     IUploadWriter,
     ManifestRecord,
+    UploadInUse,
     UploadRecord,
 )
 
@@ -80,6 +82,10 @@ class RegistryConfig:
     #: Advertised as ``OCI-Chunk-Min-Length``: smaller chunks cost a sync each.
     chunk_min_length: int = 1024 * 1024
     max_manifest_size: int = MAX_MANIFEST_SIZE
+    #: Seconds a cached manifest, blob or tag lookup may be reused (0: no
+    #: cache).  Every write, by any process, invalidates the cache at once;
+    #: this is only a backstop.  See :mod:`txoci.registry.cache`.
+    lookup_cache_ttl: float = 1.0
 
 
 @attrs.frozen
@@ -110,6 +116,16 @@ class Page:
 
     items: list[str]
     more: bool
+
+
+def _listed_size(names: list[str] | None) -> int:
+    return 0 if names is None else sum(len(name) for name in names)
+
+
+def _in_use(offset: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(
+        "another request is writing to this upload", headers=_range_header(offset)
+    )
 
 
 class _ActiveUpload:
@@ -144,6 +160,7 @@ class Registry:
         #: Blobs found corrupt by this process; the metadata marks them too
         #: (except in read-only mode), this also covers a failed marking.
         self._corrupt: set[str] = set()
+        self._lookups = LookupCache(clock, lambda: metadata.generation, config.lookup_cache_ttl)
 
     # Helpers
 
@@ -169,8 +186,9 @@ class Registry:
         validate_name(repository)
         if str(digest) in self._corrupt:
             raise BlobUnknown(f"blob {digest} failed its integrity check; push it again")
-        size = await self._read(
-            lambda tx: tx.linked_blob_size(repository, str(digest))
+        size = await self._lookups.get(
+            ("blob", repository, str(digest)),
+            lambda: self._read(lambda tx: tx.linked_blob_size(repository, str(digest))),
         )
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}")
@@ -295,36 +313,58 @@ class Registry:
         return UploadStatus(repository, upload_id, offset)
 
     async def _acquire(self, repository: str, upload_id: str) -> _ActiveUpload:
-        record = await self._upload_record(repository, upload_id)
+        """
+        The upload's writer, locked for the calling request.  Its recorded
+        state is read afresh: another worker process may have moved the
+        upload on since this one last wrote to it.
+        """
+        validate_name(repository)
+        record = await self._read(lambda tx: tx.get_upload(upload_id))
+        if record is None or record.repository != repository:
+            raise BlobUploadUnknown(f"upload {upload_id[:100]!r} is not in progress")
         active = self._active.get(upload_id)
+        if active is not None and not active.busy:
+            active.busy = True
+            if active.idle_timer is not None and active.idle_timer.active():
+                active.idle_timer.cancel()
+            active.idle_timer = None
+            try:
+                current = await active.writer.resume(record.offset)
+            except UploadInUse:
+                self._release(active, locked=False)
+                raise _in_use(record.offset) from None
+            except BaseException:
+                self._release(active, locked=False)
+                raise
+            if current:
+                active.record = record
+                return active
+            # Stale: reopen from what the metadata records.
+            active.busy = False
+            await self._forget(upload_id)
+            active = None
         if active is None:
             # Opening truncates the file to the recorded offset, so a second
             # open must never race the first: it would cut off bytes the
             # first request is already writing.
             if upload_id in self._opening:
-                raise RangeNotSatisfiable(
-                    "another request is writing to this upload",
-                    headers=_range_header(record.offset),
-                )
+                raise _in_use(record.offset)
             self._opening.add(upload_id)
             try:
                 writer = await self.blobs.open_upload(upload_id, record.offset, record.algorithm)
+            except UploadInUse:
+                raise _in_use(record.offset) from None
             finally:
                 self._opening.discard(upload_id)
             active = self._active[upload_id] = _ActiveUpload(writer, record)
-        if active.busy:
-            raise RangeNotSatisfiable(
-                "another request is writing to this upload",
-                headers=_range_header(active.writer.offset),
-            )
-        active.busy = True
-        if active.idle_timer is not None and active.idle_timer.active():
-            active.idle_timer.cancel()
-        active.idle_timer = None
-        return active
+            active.busy = True
+            return active
+        raise _in_use(active.writer.offset)
 
-    def _release(self, active: _ActiveUpload) -> None:
+    def _release(self, active: _ActiveUpload, locked: bool = True) -> None:
         """The request using ``active`` is done; close it if it stays idle."""
+        if locked:
+            active.writer.suspend()
         active.busy = False
         upload_id = active.record.upload_id
         if self._active.get(upload_id) is not active:
@@ -492,7 +532,11 @@ class Registry:
             digest = tx.resolve_tag(repository, reference.tag)
             return None if digest is None else tx.get_manifest(repository, digest)
 
-        record = await self._read(lookup)
+        record: ManifestRecord | None = await self._lookups.get(
+            ("manifest", repository, str(reference)),
+            lambda: self._read(lookup),
+            lambda found: 0 if found is None else len(found.content),
+        )
         if record is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
         return record
@@ -581,7 +625,9 @@ class Registry:
                 return None
             return list(tx.list_tags(repository, last, limit + 1))
 
-        tags = await self._read(page)
+        tags = await self._lookups.get(
+            ("tags", repository, limit, last), lambda: self._read(page), _listed_size
+        )
         if tags is None:
             raise NameUnknown(f"repository {repository} is not known")
         return Page(tags[:limit], len(tags) > limit)

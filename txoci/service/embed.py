@@ -19,7 +19,7 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.threadpool import ThreadPool
@@ -192,9 +192,26 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
     return opened
 
 
-class RegistryService(Service):
+class LoggingService(Service):
+    """A service that may bring the application's log observer (``--log-format json``)."""
+
+    log_observer: ILogObserver | None = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd asks the application for an ILogObserver before it starts logging.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
+
+
+#: Where to listen: an endpoint string (``tcp:5000``), or an endpoint.
+Listen = str | IStreamServerEndpoint
+
+
+class RegistryService(LoggingService):
     """
-    Serves a registry on endpoint strings (``tcp:5000``, ``ssl:...``), with
+    Serves a registry on endpoint strings (``tcp:5000``, ``ssl:...``) or
+    endpoints, with
     ``/metrics`` on ``metrics_listen`` endpoints instead when there are any.
 
     Stopping (twistd's SIGTERM) stops listening, lets the requests in flight
@@ -205,10 +222,10 @@ class RegistryService(Service):
     def __init__(
         self,
         settings: Settings,
-        listen: Sequence[str],
+        listen: Sequence[Listen],
         reactor: Any = None,
         *,
-        metrics_listen: Sequence[str] = (),
+        metrics_listen: Sequence[Listen] = (),
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         log_observer: ILogObserver | None = None,
     ) -> None:
@@ -223,11 +240,6 @@ class RegistryService(Service):
         self.ports: list[IListeningPort] = []
         self.sites: list[RegistrySite] = []
 
-    def setServiceParent(self, parent: Any) -> None:
-        # twistd asks the application for an ILogObserver before it starts logging.
-        if self.log_observer is not None and isinstance(parent, Componentized):
-            parent.setComponent(ILogObserver, self.log_observer)
-        super().setServiceParent(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -241,10 +253,15 @@ class RegistryService(Service):
 
         self._starting.addErrback(failed)
 
-    async def _listen(self, reactor: Any, site: RegistrySite, descriptions: Sequence[str], what: str) -> None:
+    async def _listen(
+        self, reactor: Any, site: RegistrySite, descriptions: Sequence[Listen], what: str
+    ) -> None:
         self.sites.append(site)
         for description in descriptions:
-            port = await serverFromString(reactor, description).listen(site)
+            endpoint = (
+                serverFromString(reactor, description) if isinstance(description, str) else description
+            )
+            port = await endpoint.listen(site)
             self.ports.append(port)
             log.info("txoci serving {what} of {data_dir} on {address}",
                      what=what, data_dir=self.settings.data_dir, address=port.getHost())

@@ -12,12 +12,22 @@ number of series stays bounded.  What the registry stores (blob and manifest
 counts and bytes, uploads in progress) comes from aggregate queries on the
 metadata store, run off the reactor thread and cached for a few seconds, so
 scrapes never touch the blobs and cost one query batch per cache period.
+
+Under ``twistd oci --workers N`` the parent gives every worker the same
+``PROMETHEUS_MULTIPROC_DIR``, so ``prometheus_client`` keeps each process's
+values in files there and any worker's ``/metrics`` answers with the sum over
+all of them (``prometheus_client``'s multiprocess mode); the stored-content
+gauges show the most recent figure any worker read.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
@@ -37,6 +47,15 @@ LATENCY_BUCKETS = (
 ABORTED = "aborted"
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: Set (by the worker pool) to share the metrics of several processes.
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+#: How a gauge of figures read from the shared metadata combines across processes.
+_SHARED_FIGURE: Final = "mostrecent"
+
+
+def multiprocess_directory() -> str | None:
+    """The directory of multiprocess metrics, if this process shares its metrics."""
+    return os.environ.get(MULTIPROCESS_DIRECTORY) or None
 
 
 def _stats(tx: IMetadataTransaction) -> StorageStats:
@@ -76,23 +95,28 @@ class RegistryMetrics:
         )
         self.uploads = Gauge(
             "txoci_uploads_in_progress", "Upload sessions started and not yet finished or cancelled.",
-            registry=registry,
+            registry=registry, multiprocess_mode=_SHARED_FIGURE,
         )
         self.upload_bytes = Gauge(
             "txoci_uploads_in_progress_bytes", "Bytes held durably by upload sessions in progress.",
-            registry=registry,
+            registry=registry, multiprocess_mode=_SHARED_FIGURE,
         )
-        self.blobs = Gauge("txoci_blobs", "Blobs stored (each content once).", registry=registry)
-        self.blob_bytes = Gauge("txoci_blobs_bytes", "Bytes of the blobs stored.", registry=registry)
+        self.blobs = Gauge("txoci_blobs", "Blobs stored (each content once).", registry=registry,
+                           multiprocess_mode=_SHARED_FIGURE)
+        self.blob_bytes = Gauge("txoci_blobs_bytes", "Bytes of the blobs stored.", registry=registry,
+                                multiprocess_mode=_SHARED_FIGURE)
         self.manifests = Gauge(
             "txoci_manifests", "Manifests stored, counted once per repository holding them.",
-            registry=registry,
+            registry=registry, multiprocess_mode=_SHARED_FIGURE,
         )
         self.manifest_bytes = Gauge(
             "txoci_manifests_bytes", "Bytes of the manifests stored.", registry=registry,
+            multiprocess_mode=_SHARED_FIGURE,
         )
-        self.repositories = Gauge("txoci_repositories", "Repositories.", registry=registry)
-        self.tags = Gauge("txoci_tags", "Tags, across every repository.", registry=registry)
+        self.repositories = Gauge("txoci_repositories", "Repositories.", registry=registry,
+                                  multiprocess_mode=_SHARED_FIGURE)
+        self.tags = Gauge("txoci_tags", "Tags, across every repository.", registry=registry,
+                          multiprocess_mode=_SHARED_FIGURE)
         self.gc_runs = Counter(
             "txoci_gc_runs", "Garbage collection runs, by result (ok or error).", ["result"],
             registry=registry,
@@ -112,11 +136,11 @@ class RegistryMetrics:
         self.gc_last_run = Gauge(
             "txoci_gc_last_success_timestamp_seconds",
             "When the last successful garbage collection run finished (Unix time).",
-            registry=registry,
+            registry=registry, multiprocess_mode="max",
         )
         self.gc_duration = Gauge(
             "txoci_gc_last_duration_seconds", "How long the last successful GC run took.",
-            registry=registry,
+            registry=registry, multiprocess_mode=_SHARED_FIGURE,
         )
         self.stats_errors = Counter(
             "txoci_metrics_store_query_errors",
@@ -197,4 +221,9 @@ class RegistryMetrics:
             await self.refresh()
         except Exception:
             pass  # Counted in txoci_metrics_store_query_errors; the last values stand.
-        return bytes(generate_latest(self.registry))
+        directory = multiprocess_directory()
+        if directory is None:
+            return bytes(generate_latest(self.registry))
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, directory)
+        return bytes(generate_latest(every_process))

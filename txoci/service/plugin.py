@@ -9,9 +9,12 @@ from twisted.python import usage
 
 from txoci.service.embed import DEFAULT_GC_INTERVAL, SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
+from txoci.service.workers import WorkerPool, WorkerSetupError, check_shareable
 from txoci.storage import gc
 
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
+#: More processes than this only add contention on the database.
+MAX_WORKERS = 64
 
 
 class Options(usage.Options):
@@ -22,6 +25,8 @@ class Options(usage.Options):
         ["log-format", None, "text", "Log format: text (human-readable) or json (one JSON object a line)."],
         ["shutdown-timeout", None, SHUTDOWN_TIMEOUT,
          "Seconds in-flight requests get to finish on SIGTERM before they are cut off.", float],
+        ["workers", "w", 1,
+         "Serve with this many processes sharing the listening sockets (1: this process alone).", int],
         ["gc-interval", None, DEFAULT_GC_INTERVAL,
          "Seconds between garbage collection runs; 0 runs none (use `txoci gc`).", float],
         ["gc-grace", None, gc.DEFAULT_GRACE,
@@ -59,6 +64,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         if self["shutdown-timeout"] < 0:
             raise usage.UsageError("--shutdown-timeout must not be negative")
+        if not 1 <= self["workers"] <= MAX_WORKERS:
+            raise usage.UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
         for name in ("gc-interval", "gc-grace", "upload-max-age"):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
@@ -84,6 +91,8 @@ def makeService(options: Any) -> IService:
         manifest_retention=options["manifest-retention"],
         upload_max_age=options["upload-max-age"] * 3600.0,
     )
+    if options["workers"] > 1:
+        return _worker_pool(options, settings)
     return RegistryService(
         settings,
         options["listen"],
@@ -104,3 +113,19 @@ def _log_observer(options: Any) -> Any:
             "--log-format json works under twistd; with twist use `twist --log-format json oci`"
         )
     return twistd_json_observer(parent)
+
+
+def _worker_pool(options: Any, settings: Settings) -> IService:
+    try:
+        check_shareable(options["listen"] + options["metrics-listen"])
+    except WorkerSetupError as error:
+        raise usage.UsageError(str(error)) from None
+    pool = WorkerPool(
+        settings,
+        options["listen"],
+        options["workers"],
+        metrics_listen=options["metrics-listen"],
+        shutdown_timeout=options["shutdown-timeout"],
+        log_observer=_log_observer(options),
+    )
+    return pool

@@ -32,8 +32,15 @@ from typing import Any, TypeVar
 import attrs
 
 from txoci.registry.digest import ALGORITHMS, Digest, new_hasher
-from txoci.storage.filesystem import QUARANTINE, READ_SIZE, quarantine_file
-from txoci.storage.sqlite import UNREFERENCED_BLOB, SQLiteTransaction, connect
+from txoci.storage.filesystem import COMMITTING, QUARANTINE, READ_SIZE, quarantine_file
+from txoci.storage.sqlite import (
+    UNREFERENCED_BLOB,
+    SQLiteTransaction,
+    WriteGeneration,
+    connect,
+    generation_path,
+    run_write,
+)
 
 T = TypeVar("T")
 
@@ -118,15 +125,17 @@ def read(connection: sqlite3.Connection, work: Callable[[SQLiteTransaction], T])
 
 
 def write(connection: sqlite3.Connection, work: Callable[[SQLiteTransaction], T]) -> T:
-    """Run ``work`` in one write transaction, committed if it returns."""
-    connection.execute("BEGIN IMMEDIATE")
+    """
+    Run ``work`` in one write transaction, committed if it returns, and tell
+    a registry serving the same data dir (its write generation) that its
+    cached lookups are stale.
+    """
+    path = str(connection.execute("PRAGMA database_list").fetchone()[2])
+    generation = WriteGeneration(generation_path(path))
     try:
-        result = work(SQLiteTransaction(connection))
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
+        result: T = run_write(connection, generation, work)
+    finally:
+        generation.close()
     return result
 
 
@@ -338,7 +347,8 @@ def _check(
     uploads_root = os.path.join(data_dir, "uploads")
     files = set(os.listdir(uploads_root)) if os.path.isdir(uploads_root) else set()
     report.upload_files = len(files)
-    for name in sorted(files - uploads):
+    # ``<id>.committing`` belongs to session ``<id>`` while its blob is recorded.
+    for name in sorted(name for name in files if name.removesuffix(COMMITTING) not in uploads):
         path = os.path.join(uploads_root, name)
         if _recent(path, now, grace):
             report.skipped_recent += 1
@@ -351,7 +361,7 @@ def _check(
             if moved is not None:
                 problem = attrs.evolve(problem, repaired=f"moved to {moved}")
         problems.append(problem)
-    missing = sorted(uploads - files)
+    missing = sorted(uploads - files - {name.removesuffix(COMMITTING) for name in files})
     if missing:
         # A commit renames the file away just before it forgets the session.
         time.sleep(UPLOAD_RECHECK_DELAY)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import time
@@ -53,6 +54,7 @@ from txoci.storage.interfaces import (
     IBlobStore,
     IUploadWriter,
     TransferStopped,
+    UploadInUse,
 )
 
 T = TypeVar("T")
@@ -149,6 +151,9 @@ def fingerprint(status: os.stat_result) -> Fingerprint:
 #: Verified fingerprints remembered (about 200 bytes each); others are re-hashed once.
 VERIFIED_CACHE_SIZE = 100_000
 
+#: Suffix of an upload file between its commit and the metadata recording the blob.
+COMMITTING = ".committing"
+
 #: The directory under the data dir that files are moved into instead of being deleted.
 QUARANTINE = "quarantine"
 
@@ -167,6 +172,26 @@ def quarantine_file(root: str, path: str) -> str:
     _fsync_directory(os.path.dirname(target))
     _fsync_directory(os.path.dirname(path))
     return target
+
+
+def _lock_upload(fd: int) -> None:
+    """Lock an upload file for the calling request, or raise :class:`UploadInUse`."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadInUse("another request is writing to this upload") from None
+
+
+def _resume_upload(fd: int, recorded_offset: int, written: int) -> bool:
+    """Lock a suspended upload file; whether this writer may go on from ``written``."""
+    _lock_upload(fd)
+    if recorded_offset != written:
+        return False
+    if os.fstat(fd).st_size != written:
+        # A writer elsewhere added bytes that it never recorded (it died, or
+        # its request failed): they were never acknowledged.
+        os.ftruncate(fd, written)
+    return True
 
 
 def _translate_os_error(error: OSError) -> Exception:
@@ -354,6 +379,19 @@ class FileUploadWriter:
             return self._written
 
         return Deferred.fromCoroutine(flush())
+
+    def resume(self, recorded_offset: int) -> Deferred[bool]:
+        async def resume() -> bool:
+            await self._idle()
+            fd = self._require_fd()
+            return await self._worker.run(_resume_upload, fd, recorded_offset, self._written)
+
+        return Deferred.fromCoroutine(resume())
+
+    def suspend(self) -> None:
+        if self._fd is not None:
+            # Unlocking never blocks.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def commit(self, expected: Digest) -> Deferred[int]:
         async def commit() -> int:
@@ -603,6 +641,9 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise BlobUploadUnknown("upload has no data file") from None
         try:
+            # Before the truncation below: never cut bytes another request
+            # (maybe in another process) is writing.
+            _lock_upload(fd)
             hasher = new_hasher(algorithm)
             _hash_file(fd, hasher, offset)
             # Bytes past the durable offset were never acknowledged: drop them.
@@ -621,10 +662,15 @@ class FilesystemBlobStore:
     def _commit_file(self, upload_id: str, fd: int, digest: Digest) -> tuple[int, int]:
         """
         Make the upload's content durable and give it its blob name too (a
-        hard link); return the file's (device, inode).  The upload keeps its
-        own name until :meth:`_drop_upload_name`, so that the bytes survive
-        if garbage collection removes the blob name before the metadata
-        records the blob (see docs/operations.md, "Why GC cannot lose data").
+        hard link); return the file's (device, inode).
+
+        First the upload file is renamed to ``<id>.committing``, a name no
+        request can open (upload ids have no dot), so that no other request
+        on the same upload (in this process or another) appends to or
+        truncates what is now the blob's file.  That name is kept until
+        :meth:`_drop_upload_name`, so the bytes survive if garbage collection
+        removes the blob name before the metadata records the blob (see
+        docs/operations.md, "Why GC cannot lose data").
         """
         try:
             status = os.fstat(fd)
@@ -633,12 +679,17 @@ class FilesystemBlobStore:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        os.rename(self.upload_path(upload_id), self.committing_path(upload_id))
         self._link_blob(upload_id, digest)
         return status.st_dev, status.st_ino
 
+    def committing_path(self, upload_id: str) -> str:
+        """The upload file's name between its commit and the metadata recording the blob."""
+        return self.upload_path(upload_id) + COMMITTING
+
     def _link_blob(self, upload_id: str, digest: Digest) -> None:
-        """Give the (synced) upload file the blob's name, unless that name exists."""
-        source = self.upload_path(upload_id)
+        """Give the (synced) committing upload file the blob's name, unless that name exists."""
+        source = self.committing_path(upload_id)
         target = self.blob_path(digest)
         directory = os.path.dirname(target)
         if not os.path.isdir(directory):
@@ -654,7 +705,7 @@ class FilesystemBlobStore:
 
     def _relink_blob(self, upload_id: str, digest: Digest) -> None:
         """Place the upload's content again; it may not have been synced (it was a duplicate)."""
-        fd = os.open(self.upload_path(upload_id), os.O_RDONLY)
+        fd = os.open(self.committing_path(upload_id), os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -669,7 +720,7 @@ class FilesystemBlobStore:
         Return the blob file's fingerprint if it is the upload's file (so its
         hash is known good), else None.
         """
-        self._delete_file(self.upload_path(upload_id))
+        self._delete_file(self.committing_path(upload_id))
         _fsync_directory(self._uploads)
         try:
             status = os.stat(self.blob_path(digest))
@@ -742,7 +793,11 @@ class FilesystemBlobStore:
         return Deferred.fromCoroutine(open_upload())
 
     def delete_upload(self, upload_id: str) -> Deferred[None]:
-        return self._worker.run(lambda: self._delete_file(self.upload_path(upload_id)))
+        def delete() -> None:
+            self._delete_file(self.upload_path(upload_id))
+            self._delete_file(self.committing_path(upload_id))
+
+        return self._worker.run(delete)
 
     def upload_ids(self) -> Deferred[list[str]]:
         return self._worker.run(lambda: sorted(os.listdir(self._uploads)))

@@ -38,6 +38,7 @@ What is reclaimed:
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import sqlite3
 import time
@@ -57,6 +58,7 @@ from txoci.storage.check import (
     read,
     write,
 )
+from txoci.storage.filesystem import COMMITTING
 from txoci.storage.sqlite import UNREFERENCED_BLOB, SQLiteTransaction
 
 T = TypeVar("T")
@@ -339,7 +341,8 @@ def plan(
                               "a blob file that no metadata records (a commit interrupted by a crash)"))
     for name in upload_files:
         path = os.path.join(data_dir, "uploads", name)
-        if name not in sessions and name not in in_use and not _recent(path, now, policy.grace):
+        session = _session_of(name)
+        if session not in sessions and session not in in_use and not _recent(path, now, policy.grace):
             items.append(Item(ORPHAN_UPLOAD_FILE, os.path.relpath(path, data_dir), _file_size(path),
                               "an upload file that no upload session records"))
     return items
@@ -421,7 +424,7 @@ def _reclaim_one(
         current = _upload_candidates(
             tx, now - policy.upload_max_age, in_use, item.subject
         ) or _fileless_upload_candidates(tx, data_dir, now - policy.grace, in_use, item.subject)
-        if not current:
+        if not current or _upload_locked(data_dir, item.subject):
             return None
         tx.delete_upload(item.subject)
         # The session row is gone in this transaction: no request can use the file now.
@@ -429,7 +432,7 @@ def _reclaim_one(
         return current[0]
     if item.kind == ORPHAN_UPLOAD_FILE:
         path = os.path.join(data_dir, item.subject)
-        upload_id = os.path.basename(path)
+        upload_id = _session_of(os.path.basename(path))
         if (_rows(tx, "SELECT 1 FROM uploads WHERE id = ?", upload_id) or upload_id in in_use
                 or _recent(path, now, policy.grace)):
             return None
@@ -438,6 +441,26 @@ def _reclaim_one(
         trash.append(path)
         return item
     raise ValueError(f"unknown GC item kind {item.kind!r}")
+
+
+def _upload_locked(data_dir: str, upload_id: str) -> bool:
+    """Whether a request (in any process) holds the upload file's lock right now."""
+    try:
+        fd = os.open(os.path.join(data_dir, "uploads", upload_id), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # Closing releases the lock, if this took it.
+    return False
+
+
+def _session_of(name: str) -> str:
+    """The upload session a file in ``uploads/`` belongs to (``<id>`` or ``<id>.committing``)."""
+    return name.removesuffix(COMMITTING)
 
 
 def _digest_of(data_dir: str, path: str) -> str:

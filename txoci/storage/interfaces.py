@@ -26,6 +26,10 @@ class TransferStopped(Exception):
     """The consumer of a blob stopped the transfer (the client went away)."""
 
 
+class UploadInUse(Exception):
+    """Another request (maybe in another process) is writing to this upload."""
+
+
 class CorruptBlob(Exception):
     """
     A blob's bytes do not match its digest (or its file has the wrong size).
@@ -53,6 +57,18 @@ class IUploadWriter(IConsumer):
 
     def flush() -> Deferred[int]:
         """Wait until every accepted byte is written and synced; fire with the offset."""
+
+    def resume(recorded_offset: int) -> Deferred[bool]:
+        """
+        Take the upload again for a new request, after :meth:`suspend`: lock it
+        (or fail with :class:`UploadInUse`), and check that nobody else moved
+        it on meanwhile.  Fires False when the metadata's ``recorded_offset``
+        is not this writer's offset: the writer is stale, close it and open the
+        upload anew.  A writer fresh from ``open_upload`` is already locked.
+        """
+
+    def suspend() -> None:
+        """Unlock the upload between requests; the writer stays open."""
 
     def commit(expected: Digest) -> Deferred[int]:
         """
@@ -261,6 +277,17 @@ class IMetadataTransaction(Interface):
 
 class IMetadataStore(Interface):
     """Runs transactions over the registry's metadata."""
+
+    generation = Attribute(
+        """
+        An integer, read on the reactor thread, that changes when a write
+        transaction on this store's data (by any process) has begun and again
+        once it committed or failed, before its caller sees the result.
+        Caches of lookups compare it to know that nothing was written since
+        they read.
+        """
+    )
+
 
     def transact(work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """

@@ -12,7 +12,11 @@ holds one script per version, applied in order at start-up.
 
 from __future__ import annotations
 
+import fcntl
+import mmap
+import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -218,6 +222,85 @@ def connect(path: str) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+class WriteGeneration:
+    """
+    A counter beside the database, shared by every process that writes it
+    (the workers of ``twistd oci --workers``, ``txoci gc``): each write
+    transaction bumps it once when it holds SQLite's write lock and once more
+    after it committed.  Readers compare it to know that nothing was written
+    since they read (see :mod:`txoci.registry.cache`).
+
+    The file is mapped into memory, so reading the counter (on the reactor
+    thread) is a memory read, not a system call.  Bumps take an advisory
+    ``lockf`` lock so that no increment is lost between processes.  It is not
+    made durable: after a restart every cache starts empty anyway.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(self._fd).st_size < _COUNTER.size:
+                os.ftruncate(self._fd, _COUNTER.size)
+            self._map = mmap.mmap(self._fd, _COUNTER.size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    @property
+    def value(self) -> int:
+        # A torn read (another process mid-write) only yields a value that
+        # differs from both: readers then just don't trust their cache.
+        (value,) = _COUNTER.unpack_from(self._map)
+        return int(value)
+
+    def bump(self) -> None:
+        """Increment the counter (blocking: run it where blocking is allowed)."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            _COUNTER.pack_into(self._map, 0, (self.value + 1) % 2**64)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+_COUNTER = struct.Struct("<Q")
+
+
+def generation_path(database_path: str) -> str:
+    """Where the :class:`WriteGeneration` of the database at ``database_path`` lives."""
+    return database_path + "-generation"
+
+
+def run_write(
+    connection: sqlite3.Connection,
+    generation: WriteGeneration,
+    work: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """
+    Run ``work(SQLiteTransaction, *args)`` in one write transaction, committed
+    when it returns and rolled back when it raises, bumping ``generation``
+    once the write lock is held and again after the commit.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        generation.bump()
+        result = work(SQLiteTransaction(connection), *args)
+        connection.execute("COMMIT")
+    except BaseException:
+        # Also after a failed COMMIT: never leave the transaction open.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    finally:
+        generation.bump()
+    return result
 
 
 @implementer(IMetadataTransaction)
@@ -485,6 +568,7 @@ class SQLiteMetadataStore:
         self._read_connections: list[sqlite3.Connection] = []
         self._read_connections_lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._generation: WriteGeneration | None = None
 
     def start(self) -> Deferred[None]:
         """Start the store's thread and open (and migrate) the database."""
@@ -492,6 +576,7 @@ class SQLiteMetadataStore:
 
         def open_database() -> None:
             self._connection = connect(self.path)
+            self._generation = WriteGeneration(generation_path(self.path))
 
         return deferToThreadPool(self._reactor, self._pool, open_database)
 
@@ -499,24 +584,21 @@ class SQLiteMetadataStore:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the metadata store is closed")
+        assert self._generation is not None
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(SQLiteTransaction(connection), *args)
-                connection.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT: never leave the transaction open.
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+            return run_write(connection, self._generation, work, *args)
         except sqlite3.OperationalError as error:
             if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL:
                 raise StorageFull("the registry has no space left for its metadata") from error
             raise
-        return result
 
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
+
+    @property
+    def generation(self) -> int:
+        """See IMetadataStore.generation: shared by every process on this database."""
+        return -1 if self._generation is None else self._generation.value
 
     def _read_connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._read_local, "connection", None)
@@ -554,6 +636,9 @@ class SQLiteMetadataStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            if self._generation is not None:
+                self._generation.close()
+                self._generation = None
 
         async def close() -> None:
             if not self._pool.started:
