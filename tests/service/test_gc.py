@@ -147,6 +147,18 @@ class BlobCollectionTests(GCTestCase):
         self.assertEqual(os.listdir(trash), [])
         await self.assertBlob("gc/trash", LAYER)
 
+    async def test_a_mount_never_links_a_blob_an_interrupted_run_moved_aside(self) -> None:
+        digest = await self.push_blob("gc/mount", LAYER)
+        await self.delete(f"/v2/gc/mount/blobs/{digest}")
+        trash = os.path.join(self.data_dir, gc.TRASH)
+        os.makedirs(trash, exist_ok=True)
+        os.rename(blob_file(self.data_dir, digest), os.path.join(trash, f"{digest.replace(':', '-')}.1"))
+        response, body = await self.request("POST", f"/v2/gc/elsewhere/blobs/uploads/?mount={digest}")
+        self.assertEqual(response.code, 202, "mounted a blob whose file is not in place")
+        await self.request("DELETE", response.headers.getRawHeaders("Location")[0])
+        report = await self.collect()
+        self.assertEqual(report.recovered, 1)
+
     async def test_an_orphaned_blob_file_is_reclaimed(self) -> None:
         # What a crash between placing a blob and recording it leaves behind.
         data = b"never recorded"

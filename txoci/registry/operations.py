@@ -268,7 +268,9 @@ class Registry:
                 size = tx.linked_blob_size(source, str(digest))
             else:
                 size = tx.blob_size(str(digest))
-            if size is None:
+            # The file too, inside the transaction: only a GC interrupted
+            # between moving a file aside and committing leaves a row without it.
+            if size is None or not self.blobs.holds(digest):
                 return None
             tx.link_blob(repository, str(digest))
             return size

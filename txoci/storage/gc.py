@@ -584,7 +584,23 @@ def collect_with(
     # Manifests first: the blobs they free count from this run (their grace starts now).
     items.sort(key=lambda item: KINDS.index(item.kind))
     report.items, report.kept = reclaim(connection, data_dir, items, policy, moment, in_use)
+    write(connection, _forget_stale_reviews)
     return report
+
+
+def _forget_stale_reviews(tx: SQLiteTransaction) -> None:
+    """Drop review-queue rows about things that are gone (the triggers only ever add)."""
+    db = tx._db
+    db.execute("DELETE FROM gc_blob_review WHERE digest NOT IN (SELECT digest FROM blobs)")
+    db.execute(
+        "DELETE FROM gc_link_review WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb"
+        " WHERE rb.repository_id = gc_link_review.repository_id AND rb.digest = gc_link_review.digest)"
+    )
+    db.execute(
+        "DELETE FROM gc_manifest_review WHERE NOT EXISTS (SELECT 1 FROM manifests m"
+        " WHERE m.repository_id = gc_manifest_review.repository_id"
+        " AND m.digest = gc_manifest_review.digest)"
+    )
 
 
 __all__ = [
