@@ -365,3 +365,16 @@ class CLICollectionTests(GCTestCase):
         code, out = await self.txoci("gc", "--data-dir", os.path.join(self.data_dir, "nope"))
         self.assertEqual(code, 2)
         self.assertIn("is not a directory", out)
+
+
+class WorkerCollectionTests(GCTestCase):
+    def test_only_worker_zero_runs_the_periodic_collector(self) -> None:
+        from txoci.service.workers import WorkerPool
+
+        pool = WorkerPool(Settings(data_dir=self.data_dir, gc_interval=600.0, read_only=False),
+                          ["tcp:0"], 3, shutdown_timeout=1.0)
+        intervals = [
+            json.loads(pool.worker_arguments(index)[-1])["settings"]["gc_interval"]
+            for index in range(3)
+        ]
+        self.assertEqual(intervals, [600.0, None, None])
