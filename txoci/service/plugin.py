@@ -7,14 +7,22 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
+from txoci.auth.config import AuthSettings
+from txoci.service.config import ConfigFileOptions
 from txoci.service.embed import SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
 
 DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
 
 
-class Options(usage.Options):
-    """``twistd oci [--listen ENDPOINT]... [--data-dir DIR]``"""
+class Options(ConfigFileOptions):
+    """``twistd oci [--config txoci.toml] [--listen ENDPOINT]... [--data-dir DIR]``
+
+    Every option is also a key of the ``--config`` file (see :mod:`txoci.service.config`),
+    which also holds the ``[auth]`` table.
+    """
+
+    config_tables = {"auth": AuthSettings.from_dict}
 
     optParameters = [
         ["data-dir", "d", "txoci-data", "Directory holding everything the registry stores."],
@@ -42,6 +50,7 @@ class Options(usage.Options):
         self["metrics-listen"].append(description)
 
     def postOptions(self) -> None:
+        self.apply_config_file()
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         if self["log-format"] not in LOG_FORMATS:
@@ -51,7 +60,11 @@ class Options(usage.Options):
 
 
 def makeService(options: Any) -> IService:
-    settings = Settings(data_dir=options["data-dir"], deletes_enabled=not options["disable-deletes"])
+    settings = Settings(
+        data_dir=options["data-dir"],
+        deletes_enabled=not options["disable-deletes"],
+        auth=getattr(options, "tables", {}).get("auth"),
+    )
     return RegistryService(
         settings,
         options["listen"],
