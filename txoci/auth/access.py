@@ -240,9 +240,10 @@ class AccessControl:
         return self.decide(caller, repository, action).allowed
 
     def may_list_catalog(self, caller: Caller) -> bool:
-        """Bearer callers need ``registry:catalog:*`` in their token; others are filtered only."""
+        """In token mode callers need ``registry:catalog:*`` in their token; in Basic mode anyone
+        may list, and sees only what they may read."""
         if caller.token is None:
-            return True
+            return self.mode == "basic"
         return "*" in token_actions_for(caller.token.access, "registry", "catalog")
 
     def catalog_visible(self, caller: Caller, repository: str) -> bool:
