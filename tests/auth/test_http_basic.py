@@ -14,6 +14,7 @@ from twisted.logger import globalLogPublisher
 from tests.auth.fixtures import auth_settings, basic, password
 from tests.support import RegistryTestCase, sha256
 from txoci.auth.config import AuthSettings
+from txoci.auth.htpasswd import add_user, remove_user
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -380,4 +381,43 @@ class RateLimitTests(AuthRegistryTestCase):
         response, body = await self.send("carol", "GET", "/v2/")
         self.assertEqual(response.code, 429, body)
         response, body = await self.send("dave", "GET", "/v2/")
+        self.assertEqual(response.code, 200, body)
+
+
+class LoginCacheTests(AuthRegistryTestCase):
+    async def test_repeated_basic_logins_run_bcrypt_once(self) -> None:
+        assert self.settings.htpasswd is not None
+        htpasswd = self.settings.htpasswd
+        checks: list[str] = []
+        original = htpasswd.verify
+
+        def counting(username: str, secret: str | bytes) -> bool:
+            checks.append(username)
+            return original(username, secret)
+
+        self.patch(htpasswd, "verify", counting)
+        for _ in range(3):
+            response, body = await self.send("reader", "GET", "/v2/")
+            self.assertEqual(response.code, 200, body)
+        self.assertEqual(checks, ["reader"])
+        response, body = await self.request("GET", "/v2/", headers=basic("reader", "wrong"))
+        self.assertEqual(response.code, 401, body)
+        self.assertEqual(checks, ["reader", "reader"])
+
+    async def test_a_removed_user_is_refused_at_once_despite_the_cache(self) -> None:
+        assert self.settings.htpasswd is not None
+        response, body = await self.send("reader", "GET", "/v2/")
+        self.assertEqual(response.code, 200, body)
+        remove_user(self.settings.htpasswd.path, "reader")
+        response, body = await self.send("reader", "GET", "/v2/")
+        self.assertChallenge(response, body, BASIC_CHALLENGE)
+
+    async def test_a_changed_password_is_needed_at_once_despite_the_cache(self) -> None:
+        assert self.settings.htpasswd is not None
+        response, body = await self.send("reader", "GET", "/v2/")
+        self.assertEqual(response.code, 200, body)
+        add_user(self.settings.htpasswd.path, "reader", "changed", rounds=4)
+        response, body = await self.send("reader", "GET", "/v2/")
+        self.assertChallenge(response, body, BASIC_CHALLENGE)
+        response, body = await self.request("GET", "/v2/", headers=basic("reader", "changed"))
         self.assertEqual(response.code, 200, body)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import base64
 import enum
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,6 +52,14 @@ __all__ = [
     "RateLimited",
     "Verdict",
 ]
+
+#: Seconds a successful password check is remembered, so that clients sending Basic credentials
+#: on every request do not pay for bcrypt each time.  Each use re-checks (``stat``) the htpasswd
+#: file and that the user's entry is unchanged, so a removed user or a changed password takes
+#: effect at once.  Entries are keyed by an HMAC under a per-process secret, never the password.
+LOGIN_CACHE_SECONDS = 30.0
+MAX_CACHED_LOGINS = 10_000
+
 
 class LoginFailed(Exception):
     """Credentials were refused.  ``reason`` is ``password`` or a :class:`TokenError` reason."""
@@ -145,6 +156,9 @@ class AccessControl:
         self._run_in_thread = run_in_thread
         self.portal = make_portal(settings.htpasswd, allow_anonymous=False, run_in_thread=run_in_thread)
         self.limiter = FailedLoginLimiter(clock, per_address=settings.per_address, per_user=settings.per_user)
+        #: HMAC(random secret, user NUL password) -> (expiry, the htpasswd hash it was checked against)
+        self._verified: dict[bytes, tuple[float, bytes]] = {}
+        self._cache_secret = secrets.token_bytes(32)
         self.issuer: TokenIssuer | None = None
         #: iss -> (verifier, external)
         self._verifiers: dict[str, tuple[TokenVerifier, bool]] = {}
@@ -186,6 +200,19 @@ class AccessControl:
             self.limiter.record_failure(address, username)
             self._failed("password")
             raise LoginFailed("password", "invalid user name or password")
+        cache_key = hmac.new(self._cache_secret, username.encode("utf-8") + b"\0" + password,
+                             hashlib.sha256).digest()
+        cached = self._verified.get(cache_key)
+        htpasswd = self.settings.htpasswd
+        if cached is not None:
+            # A stat (and a reload if the file changed), off the reactor thread like bcrypt.
+            await self._run_in_thread(htpasswd.refresh)
+            expires, hashed = cached
+            if expires > self.clock.seconds() and hashed == htpasswd.loaded_hash(username):
+                _, avatar, _ = self.portal.realm.requestAvatar(username.encode("utf-8"), None, IRegistryUser)
+                assert isinstance(avatar, RegistryUser)
+                return Caller(avatar)
+            self._verified.pop(cache_key, None)
         try:
             _, avatar, _ = await self.portal.login(
                 credentials.UsernamePassword(username.encode("utf-8"), password), None, IRegistryUser
@@ -195,6 +222,11 @@ class AccessControl:
             self._failed("password")
             raise LoginFailed("password", "invalid user name or password") from None
         assert isinstance(avatar, RegistryUser)
+        verified_hash = htpasswd.loaded_hash(username)
+        if verified_hash is not None:
+            if len(self._verified) >= MAX_CACHED_LOGINS:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[cache_key] = (self.clock.seconds() + LOGIN_CACHE_SECONDS, verified_hash)
         return Caller(avatar)
 
     def verify_bearer(self, address: str, token: str) -> Caller:
