@@ -261,6 +261,19 @@ class TokenPolicyTests(TokenRegistryTestCase):
         response, body = await self.send("admin", "HEAD", f"/v2/app/blobs/{digest}")
         self.assertEqual(response.code, 404, body)
 
+    async def test_mount_without_from_follows_the_policy_not_the_tokens_scopes(self) -> None:
+        await self.push_image_as("admin", "public/base", "v1", b"base layer")
+        await self.push_image_as("carol", "team/secret", "v1", b"secret layer")
+        token = await self.token("ci", "repository:app:pull,push")
+        response, body = await self.request(
+            "POST", f"/v2/app/blobs/uploads/?mount={sha256(b'secret layer')}", headers=bearer(token),
+        )
+        self.assertEqual(response.code, 202, body)
+        response, body = await self.request(
+            "POST", f"/v2/app/blobs/uploads/?mount={sha256(b'base layer')}", headers=bearer(token),
+        )
+        self.assertEqual(response.code, 201, body)
+
     async def test_catalog_needs_the_catalog_scope_and_is_filtered(self) -> None:
         for repository in ("app", "public/a", "team/secret"):
             await self.push_image_as("admin", repository, "v1", repository.encode())

@@ -271,6 +271,14 @@ class AccessControl:
     def may(self, caller: Caller, repository: str, action: Action) -> bool:
         return self.decide(caller, repository, action).allowed
 
+    def readable_by_identity(self, caller: Caller, repository: str) -> bool:
+        """Whether the caller *could* read ``repository``, whatever their token holds: the policy
+        for password and built-in-token callers, the token's claims for an external issuer's.
+        Used where a client cannot know which scope to ask for (a mount without ``from``)."""
+        if caller.external and caller.token is not None:
+            return check_access(caller.token.access, repository, Action.READ).allowed
+        return self.policy.decide(caller.user, repository, Action.READ).allowed
+
     def may_list_catalog(self, caller: Caller) -> bool:
         """In token mode callers need ``registry:catalog:*`` in their token; in Basic mode anyone
         may list, and sees only what they may read."""

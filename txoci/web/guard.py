@@ -83,6 +83,11 @@ class RequestAccess:
     def catalog_visible(self, repository: str) -> bool:
         return True
 
+    def readable_by_identity(self, repository: str) -> bool:
+        """Whether the caller could read ``repository`` (a mount without ``from`` links blobs
+        only from such repositories)."""
+        return True
+
 
 OPEN_ACCESS = RequestAccess()
 
@@ -99,6 +104,9 @@ class _CallerAccess(RequestAccess):
 
     def catalog_visible(self, repository: str) -> bool:
         return self._control.catalog_visible(self.caller, repository)
+
+    def readable_by_identity(self, repository: str) -> bool:
+        return self._control.readable_by_identity(self.caller, repository)
 
 
 def access_of(request: IRequest) -> RequestAccess:

@@ -49,9 +49,7 @@ async def start_upload(registry: Registry, request: IRequest, name: str) -> byte
         access = access_of(request)
         # A mount needs read on its source; without it, quietly a normal upload.
         if source is None or access.may(source, Action.READ):
-            readable = None
-            if access.restricted and source is None:
-                readable = lambda repository: access.may(repository, Action.READ)  # noqa: E731
+            readable = access.readable_by_identity if access.restricted and source is None else None
             info = await registry.mount_blob(name, Digest.parse(mount), source, readable)
             if info is not None:
                 return _created(request, name, info)
