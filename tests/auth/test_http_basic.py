@@ -421,3 +421,14 @@ class LoginCacheTests(AuthRegistryTestCase):
         self.assertChallenge(response, body, BASIC_CHALLENGE)
         response, body = await self.request("GET", "/v2/", headers=basic("reader", "changed"))
         self.assertEqual(response.code, 200, body)
+
+
+class EmptyBasicCredentialsTests(AuthRegistryTestCase):
+    async def test_empty_basic_credentials_are_anonymous(self) -> None:
+        """containers/image sends ``Basic Og==`` (``:``) when it has no credentials."""
+        await self.push_image_as("admin", "public/base", "v1", b"layer")
+        empty = {"Authorization": ["Basic Og=="]}
+        response, body = await self.request("GET", "/v2/public/base/tags/list", headers=empty)
+        self.assertEqual(response.code, 200, body)
+        response, body = await self.request("GET", "/v2/app/tags/list", headers=empty)
+        self.assertChallenge(response, body, BASIC_CHALLENGE)

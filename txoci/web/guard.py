@@ -130,10 +130,19 @@ def authorization(request: IRequest) -> tuple[str, str] | None:
     return scheme.lower(), rest.strip()
 
 
+#: ``Basic`` with an empty user name and password: what containers/image (skopeo, podman) sends
+#: without credentials after a Basic challenge.  It means "anonymous", not a failed login.
+EMPTY_BASIC = ("", b"")
+
+
 def basic_credentials(rest: str) -> tuple[str, bytes] | None:
+    """``(user, password)`` of a Basic ``Authorization`` value; :data:`EMPTY_BASIC` for ``:``;
+    None when malformed."""
     try:
         decoded = base64.b64decode(rest.encode("ascii"), validate=True)
         user, sep, password = decoded.partition(b":")
+        if sep and not user and not password:
+            return EMPTY_BASIC
         return (user.decode("utf-8"), password) if sep and user else None
     except (binascii.Error, UnicodeError, ValueError):
         return None
@@ -193,6 +202,8 @@ class Guard:
                 pair = basic_credentials(rest)
                 if pair is None:
                     raise LoginFailed("malformed", "malformed Basic credentials")
+                if pair == EMPTY_BASIC:
+                    return ANONYMOUS_CALLER
                 return await self.control.login(address, *pair)
             return self.control.verify_bearer(address, rest)
         except RateLimited as limited:

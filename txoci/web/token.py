@@ -32,7 +32,7 @@ from txoci.registry.errors import RegistryError
 from txoci.web.accesslog import annotate
 from txoci.web.body import read_body
 from txoci.web.errors import render_unexpected
-from txoci.web.guard import Guard, authorization, basic_credentials, client_address
+from txoci.web.guard import EMPTY_BASIC, Guard, authorization, basic_credentials, client_address
 
 #: Largest ``POST /token`` form accepted.
 MAX_FORM_SIZE = 64 * 1024
@@ -166,7 +166,8 @@ class TokenResource(Resource):
             pair = basic_credentials(rest) if scheme == "basic" else None
             if pair is None:
                 raise self._bad_login("the token endpoint takes Basic credentials")
-            caller = await self._login(request, *pair)
+            if pair != EMPTY_BASIC:
+                caller = await self._login(request, *pair)
         annotate(request).user = caller.name
         offline = (_first(args, "offline_token") or "").lower() == "true"
         return self._issue(caller, args.get("scope", []), offline)
