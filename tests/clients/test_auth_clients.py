@@ -129,7 +129,8 @@ class PodmanLoginTests(ContainersTestCase):
 
     def login(self, user: str) -> None:
         result = subprocess.run(
-            [self.binary, "login", "--tls-verify=false", "--username", user, "--password-stdin", self.address],
+            [self.binary, "login", "--tls-verify=false", "--username", user, "--password-stdin",
+             self.address],
             input=password(user) + "\n", capture_output=True, text=True, timeout=60, env=self.env,
         )
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -148,10 +149,12 @@ class PodmanLoginTests(ContainersTestCase):
 
         self.login("carol")
         self.run_tool("push", "--quiet", "localhost/base:1", f"{self.address}/team/app:v1")
-        outside = subprocess.run([self.binary, "push", "--quiet", "localhost/base:1", f"{self.address}/app:v1"],
-                                 capture_output=True, text=True, timeout=60, env=self.env)
+        outside = subprocess.run(
+            [self.binary, "push", "--quiet", "localhost/base:1", f"{self.address}/app:v1"],
+            capture_output=True, text=True, timeout=60, env=self.env,
+        )
         self.assertNotEqual(outside.returncode, 0)
-        self.assertIn("denied", outside.stderr.lower())
+        self.assertRegex(outside.stderr.lower(), "denied|403")
 
         self.run_tool("rmi", "--all", "--force")
         self.run_tool("pull", "--quiet", f"{self.address}/team/app:v1")
@@ -283,7 +286,8 @@ class ContainerdUserTests(SharedDaemonTestCase, AuthServerTestCase):
 
     def ctr(self, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
         command = [self.containerd.ctr_binary, "-a", self.containerd.socket, "-n", namespace, *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=self.containerd.ctr_env())
+        return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                              env=self.containerd.ctr_env())
 
     def ok(self, namespace: str, *args: str) -> str:
         result = self.ctr(namespace, *args)
@@ -304,7 +308,8 @@ class ContainerdUserTests(SharedDaemonTestCase, AuthServerTestCase):
         self.assertNotEqual(refused.returncode, 0)
         self.assertEqual(self.catalog(), [])
 
-        self.ok(self.namespace, "images", "push", "--plain-http", "--user", f"carol:{password('carol')}", target)
+        self.ok(self.namespace, "images", "push", "--plain-http", "--user", f"carol:{password('carol')}",
+                target)
         fresh = self.namespace + "-pull"
         self.ok(fresh, "images", "pull", "--plain-http", "--user", f"dave:{password('dave')}", target)
         refused = self.ctr(fresh + "-reader", "images", "pull", "--plain-http", "--user",
@@ -339,6 +344,10 @@ class OrasBasicAuthTests(AuthServerTestCase):
             self.assertEqual(f.read(), b"pushed with basic auth\n")
 
         reader = self.client("reader")
-        with self.assertRaises(Exception):
+        try:
             reader.push(target=f"{self.address}/app:v1", files=[self.path], disable_path_validation=True)
+        except Exception as refused:  # oras-py raises different types across versions
+            self.assertRegex(str(refused).lower(), "denied|403")
+        else:
+            self.fail("oras pushed where the policy says no")
         self.assertEqual(self.catalog(), ["team/oras"])
