@@ -5,6 +5,7 @@ start-up with the key and the problem, and a real ``twistd -n oci --config`` ser
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.auth.fixtures import basic, write_config
 from tests.support import TWISTD, TwistdServer
+from txoci.auth.policy import Subject
 from txoci.service.config import ConfigFileOptions, config_keys
 from txoci.service.plugin import Options, makeService
 
@@ -151,3 +153,41 @@ class TwistdConfigTests(TestCase):
         response = await treq.get(f"http://{server.address}/v2/", headers=basic("admin"), persistent=False)
         await treq.content(response)
         self.assertEqual(response.code, 200)
+
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "configuration.md")
+
+
+class ConfigurationDocsTests(SynchronousTestCase):
+    def read_docs(self) -> str:
+        with open(DOCS, encoding="utf-8") as handle:
+            return handle.read()
+
+    def test_every_option_key_is_documented(self) -> None:
+        text = self.read_docs()
+        for key in config_keys(Options()):
+            self.assertIn(f"| `{key}` |", text, f"docs/configuration.md does not document {key!r}")
+
+    def test_the_complete_example_loads(self) -> None:
+        text = self.read_docs()
+        example = text.split("## A complete example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+        self.assertIn("[auth.token]", example)
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        from tests.auth.fixtures import write_htpasswd, write_signing_key
+        from txoci.auth.tokens import SigningKey
+
+        write_htpasswd(directory)
+        os.rename(write_signing_key(directory)[0], os.path.join(directory, "token-signing.pem"))
+        with open(os.path.join(directory, "auth-example.jwks"), "w") as handle:
+            json.dump(SigningKey.generate("RS256").jwks(), handle)
+        path = os.path.join(directory, "txoci.toml")
+        with open(path, "w") as handle:
+            handle.write(example)
+        options = Options()
+        options.parseOptions(["--config", path])
+        settings = options.tables["auth"]
+        self.assertEqual((options["data-dir"], settings.mode, settings.token.service),
+                         ("/srv/txoci", "token", "registry.example.com"))
+        self.assertFalse(settings.policy.decide(Subject("ci"), "app", "update").allowed)
+        self.assertTrue(settings.policy.decide(Subject("carol"), "team/app", "update").allowed)
