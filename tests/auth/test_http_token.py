@@ -378,3 +378,33 @@ class ExternalIssuerTests(TokenRegistryTestCase):
         )
         self.assertError(response, body, 401, "UNAUTHORIZED")
         await self.assertNothingWritten()
+
+
+class TokenRateLimitAndMetricsTests(TokenRegistryTestCase):
+    def auth_settings(self) -> AuthSettings:
+        import attrs
+
+        from txoci.auth.ratelimit import BucketPolicy
+
+        return attrs.evolve(super().auth_settings(), per_user=BucketPolicy(burst=2, interval=60.0))
+
+    async def test_password_guessing_at_the_token_endpoint_is_limited(self) -> None:
+        for _ in range(2):
+            response, body = await self.request("GET", "/token", headers=basic("carol", "guess"))
+            self.assertEqual(response.code, 401, body)
+        response, body = await self.request("GET", "/token", headers=basic("carol", "guess"))
+        self.assertEqual((response.code, json.loads(body)["error"]), (429, "slow_down"))
+        self.assertEqual(response.headers.getRawHeaders("retry-after"), ["60"])
+        response, body = await self.request("GET", "/token", headers=basic("carol"))
+        self.assertEqual(response.code, 429, body)
+
+    async def test_metrics_take_an_admins_bearer_token(self) -> None:
+        response, body = await self.request("GET", "/metrics")
+        self.assertError(response, body, 401, "UNAUTHORIZED")
+        self.assertEqual(response.headers.getRawHeaders("www-authenticate"), [self.challenge()])
+        reader = await self.token("reader")
+        response, body = await self.request("GET", "/metrics", headers=bearer(reader))
+        self.assertError(response, body, 403, "DENIED")
+        admin = await self.token("admin")
+        response, body = await self.request("GET", "/metrics", headers=bearer(admin))
+        self.assertEqual(response.code, 200, body)

@@ -36,6 +36,7 @@ from txoci.web.guard import EMPTY_BASIC, Guard, authorization, basic_credentials
 
 #: Largest ``POST /token`` form accepted.
 MAX_FORM_SIZE = 64 * 1024
+_ENVELOPE_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}
 
 
 class _TokenError(Exception):
@@ -104,11 +105,12 @@ class TokenResource(Resource):
         if failure.check(_TokenError):
             error = failure.value
             assert isinstance(error, _TokenError)
+            # OAuth2's fields, and the registry's error envelope for clients that read that.
+            code = _ENVELOPE_CODES.get(error.status, "UNSUPPORTED")
             document = {
                 "error": error.error,
                 "error_description": error.description,
-                "errors": [{"code": "UNAUTHORIZED" if error.status == 401 else "DENIED"
-                            if error.status == 403 else "UNSUPPORTED", "message": error.description}],
+                "errors": [{"code": code, "message": error.description}],
             }
             self._finish(request, error.status, document, error.headers)
         elif failure.check(RegistryError):
