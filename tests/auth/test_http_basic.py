@@ -432,3 +432,19 @@ class EmptyBasicCredentialsTests(AuthRegistryTestCase):
         self.assertEqual(response.code, 200, body)
         response, body = await self.request("GET", "/v2/app/tags/list", headers=empty)
         self.assertChallenge(response, body, BASIC_CHALLENGE)
+
+
+class AddressRateLimitTests(AuthRegistryTestCase):
+    def auth_settings(self) -> AuthSettings:
+        import attrs
+
+        from txoci.auth.ratelimit import BucketPolicy
+
+        return attrs.evolve(super().auth_settings(), per_address=BucketPolicy(burst=3, interval=60.0))
+
+    async def test_guessing_many_accounts_from_one_address_is_limited(self) -> None:
+        for user in ("carol", "dave", "reader"):
+            response, body = await self.request("GET", "/v2/", headers=basic(user, "guess"))
+            self.assertEqual(response.code, 401, body)
+        response, body = await self.send("admin", "GET", "/v2/")
+        self.assertError(response, body, 429, "TOOMANYREQUESTS")
