@@ -358,6 +358,8 @@ class MetricsAndLogTests(AuthRegistryTestCase):
         await self.request("GET", "/v2/?password=hunter2", headers=basic("ci", "hunter2"))
         access = [e for e in events if e.get("log_namespace") == "txoci.access"]
         self.assertEqual([e["user"] for e in access], ["reader", None])
+        refusals = [e for e in events if e.get("reason") == "password"]
+        self.assertEqual([(e["user"], e["client"]) for e in refusals], [("ci", "127.0.0.1")])
         self.assertNotIn("hunter2", repr(events))
         self.assertNotIn(password("reader"), repr(events))
 

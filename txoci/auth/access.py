@@ -35,6 +35,7 @@ import attrs
 from twisted.cred import credentials, error
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from txoci.auth.config import AuthSettings
 from txoci.auth.cred import ANONYMOUS_USER, IRegistryUser, RegistryUser, make_portal
@@ -52,6 +53,8 @@ __all__ = [
     "RateLimited",
     "Verdict",
 ]
+
+log = Logger()
 
 #: Seconds a successful password check is remembered, so that clients sending Basic credentials
 #: on every request do not pay for bcrypt each time.  Each use re-checks (``stat``) the htpasswd
@@ -182,7 +185,10 @@ class AccessControl:
     def mode(self) -> str:
         return self.settings.mode
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, address: str = "-", username: str | None = None) -> None:
+        # For operators and tools such as fail2ban: who and from where, never the secret.
+        log.warn("refused login: {reason} (user {user}, client {client})",
+                 reason=reason, user=username or "-", client=address)
         self._on_failure(reason)
 
     # -- who is calling ------------------------------------------------------------------------
@@ -190,7 +196,7 @@ class AccessControl:
     def _check_rate(self, address: str, username: str | None) -> None:
         verdict = self.limiter.check(address, username)
         if not verdict.allowed:
-            self._failed("rate_limited")
+            self._failed("rate_limited", address, username)
             raise RateLimited(verdict.retry_after)
 
     async def login(self, address: str, username: str, password: bytes) -> Caller:
@@ -198,7 +204,7 @@ class AccessControl:
         self._check_rate(address, username)
         if self.settings.htpasswd is None:
             self.limiter.record_failure(address, username)
-            self._failed("password")
+            self._failed("password", address, username)
             raise LoginFailed("password", "invalid user name or password")
         cache_key = hmac.new(self._cache_secret, username.encode("utf-8") + b"\0" + password,
                              hashlib.sha256).digest()
@@ -219,7 +225,7 @@ class AccessControl:
             )
         except error.UnauthorizedLogin:
             self.limiter.record_failure(address, username)
-            self._failed("password")
+            self._failed("password", address, username)
             raise LoginFailed("password", "invalid user name or password") from None
         assert isinstance(avatar, RegistryUser)
         verified_hash = htpasswd.loaded_hash(username)
@@ -241,7 +247,7 @@ class AccessControl:
             verified = verifier.verify(token)
         except TokenError as exc:
             self.limiter.record_failure(address, None)
-            self._failed(f"token_{exc.reason}")
+            self._failed(f"token_{exc.reason}", address)
             raise LoginFailed(exc.reason, exc.message) from None
         user = ANONYMOUS_USER if verified.anonymous else RegistryUser(verified.subject)
         return Caller(user, verified, external)
@@ -324,12 +330,12 @@ class AccessControl:
             verified = verifier.verify_refresh(refresh_token)
         except TokenError as exc:
             self.limiter.record_failure(address, None)
-            self._failed(f"token_{exc.reason}")
+            self._failed(f"refresh_token_{exc.reason}", address)
             raise LoginFailed(exc.reason, exc.message) from None
         htpasswd = self.settings.htpasswd
         known = htpasswd is not None and await self._run_in_thread(htpasswd.__contains__, verified.subject)
         if not known:
             self.limiter.record_failure(address, verified.subject)
-            self._failed("refresh_unknown_user")
+            self._failed("refresh_unknown_user", address, verified.subject)
             raise LoginFailed("claims", "the refresh token's user no longer exists")
         return Caller(RegistryUser(verified.subject))
