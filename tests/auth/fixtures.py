@@ -13,6 +13,7 @@ Users' passwords are ``NAME-password``; bcrypt at the lowest cost keeps the test
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Any
 
@@ -88,26 +89,27 @@ def auth_settings(directory: str, mode: str, **token: Any) -> AuthSettings:
     return AuthSettings.from_dict(auth_table(directory, mode, **token), directory)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON escapes control characters as TOML does; TOML also wants DEL escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + "}"
+        return "{" + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + "}"
     raise TypeError(type(value))
 
 
 def write_config(directory: str, mode: str, **top: Any) -> str:
     """A ``txoci.toml`` with ``[auth]`` (inline tables) and the top-level option keys ``top``."""
     table = auth_table(directory, mode)
-    lines = [f'"{key}" = {_toml_value(value)}' for key, value in top.items()]
+    lines = [f'"{key}" = {toml_value(value)}' for key, value in top.items()]
     lines.append("[auth]")
-    lines.extend(f'"{key}" = {_toml_value(value)}' for key, value in table.items())
+    lines.extend(f'"{key}" = {toml_value(value)}' for key, value in table.items())
     path = os.path.join(directory, "txoci.toml")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -12,10 +12,12 @@ import sys
 from typing import Any, ClassVar
 
 import treq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.auth.fixtures import basic, write_config
+from tests.auth.fixtures import basic, toml_value, write_config
 from tests.support import TWISTD, TwistdServer
 from txoci.auth.policy import Subject
 from txoci.service.config import ConfigFileOptions, config_keys
@@ -191,3 +193,25 @@ class ConfigurationDocsTests(SynchronousTestCase):
                          ("/srv/txoci", "token", "registry.example.com"))
         self.assertFalse(settings.policy.decide(Subject("ci"), "app", "update").allowed)
         self.assertTrue(settings.policy.decide(Subject("carol"), "team/app", "update").allowed)
+
+
+class ConfigPropertyTests(SynchronousTestCase):
+    """Whatever value a key gets, start-up either takes it or refuses it naming the key."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.sampled_from(sorted(config_keys(Options()))),
+        st.one_of(
+            st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+            st.text(max_size=20), st.lists(st.text(max_size=10), max_size=3),
+            st.lists(st.integers(), min_size=1, max_size=2),
+        ),
+    )
+    def test_a_value_is_applied_or_refused_naming_its_key(self, key: str, value: Any) -> None:
+        directory = self.mktemp()
+        path = write(directory, f'"{key}" = {toml_value(value)}\n')
+        options = Options()
+        try:
+            options.parseOptions(["--config", path])
+        except usage.UsageError as error:
+            self.assertIn(key, str(error))
