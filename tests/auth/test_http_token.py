@@ -408,3 +408,14 @@ class TokenRateLimitAndMetricsTests(TokenRegistryTestCase):
         admin = await self.token("admin")
         response, body = await self.request("GET", "/metrics", headers=bearer(admin))
         self.assertEqual(response.code, 200, body)
+
+
+class ChallengeInjectionTests(TokenRegistryTestCase):
+    async def test_a_name_with_quotes_or_line_breaks_never_reaches_the_challenge(self) -> None:
+        # A line break matches no route at all; a quote is an invalid name.
+        for name, status, code in [("app%22,realm=%22https://evil", 400, "NAME_INVALID"),
+                                   ("app%0d%0aSet-Cookie:%20x=1", 404, "UNSUPPORTED")]:
+            response, body = await self.request("GET", f"/v2/{name}/tags/list")
+            self.assertError(response, body, status, code)
+            self.assertIsNone(response.headers.getRawHeaders("www-authenticate"))
+            self.assertIsNone(response.headers.getRawHeaders("set-cookie"))

@@ -216,8 +216,7 @@ class Guard:
 
     # -- may they ---------------------------------------------------------------------------------
 
-    def refuse(self, request: IRequest, caller: Caller, repository: str, action: Action,
-               outcome: Outcome) -> Exception:
+    def refuse(self, request: IRequest, repository: str, action: Action, outcome: Outcome) -> Exception:
         scope = f"repository:{repository}:{_CHALLENGE_ACTIONS[action]}"
         if outcome is Outcome.DENIED:
             return Denied(
@@ -238,6 +237,9 @@ class Guard:
         if endpoint == "catalog":
             scope = "registry:catalog:*"
         elif isinstance(repository, str) and action is not None:
+            # The same (decoded) name the handler will use, validated before any rule is matched
+            # and before it goes into a challenge header.
+            validate_name(repository)
             scope = f"repository:{repository}:{_CHALLENGE_ACTIONS[action]}"
         caller = await self.identify(request, scope)
         annotate(request).user = caller.name
@@ -252,11 +254,9 @@ class Guard:
                                         None if caller.anonymous else "insufficient_scope")
             return
         assert isinstance(repository, str) and action is not None
-        # The same (decoded) name the handler will use, validated before any rule is matched.
-        validate_name(repository)
         verdict = self.control.authorize(caller, repository, action)
         if not verdict.allowed:
-            raise self.refuse(request, caller, repository, action, verdict.outcome)
+            raise self.refuse(request, repository, action, verdict.outcome)
 
     async def admit_metrics(self, request: IRequest) -> None:
         """``/metrics`` under ``auth.metrics``: 401 without credentials, 403 for others."""
@@ -267,7 +267,6 @@ class Guard:
         if caller.anonymous:
             raise self.unauthorized(request, "authentication required to read metrics")
         raise Denied("requested access to the resource is denied: read on /metrics")
-
 
 
 def _answer_refusal(request: IRequest, failure: Failure) -> None:
