@@ -97,6 +97,13 @@ def _number(table: Mapping[str, Any], name: str, key: str, default: float, *, in
     return value
 
 
+def _quotable(value: str, key: str) -> str:
+    """``value``, if it can go inside a quoted ``WWW-Authenticate`` parameter as it is."""
+    if any(c in value for c in '"\\') or not value.isprintable():
+        raise AuthConfigError(f"{key}: must not contain quotes, backslashes or control characters")
+    return value
+
+
 def _path(value: str, base_dir: str) -> str:
     return value if os.path.isabs(value) else os.path.join(base_dir, value)
 
@@ -136,8 +143,8 @@ class TokenSettings:
         table = _table(
             value, key, ("service", "realm", "issuer", "key", "ttl", "refresh-ttl", "leeway", "trusted")
         )
-        service = _string(table, "service", key)
-        realm = _string(table, "realm", key) if "realm" in table else None
+        service = _quotable(_string(table, "service", key), f"{key}.service")
+        realm = _quotable(_string(table, "realm", key), f"{key}.realm") if "realm" in table else None
         if realm is not None and not realm.startswith(("https://", "http://")):
             raise AuthConfigError(f"{key}.realm: must be an absolute http(s) URL of the token endpoint")
         issuer = _string(table, "issuer", key, "txoci")
@@ -221,9 +228,7 @@ class AuthSettings:
         mode = _string(table, "mode", key)
         if mode not in MODES:
             raise AuthConfigError(f"{key}.mode: expected one of {', '.join(MODES)}, not {mode!r}")
-        realm = _string(table, "realm", key, "txoci")
-        if '"' in realm or "\\" in realm:
-            raise AuthConfigError(f"{key}.realm: must not contain quotes or backslashes")
+        realm = _quotable(_string(table, "realm", key, "txoci"), f"{key}.realm")
         htpasswd = None
         if "htpasswd" in table:
             path = _path(_string(table, "htpasswd", key), base_dir)
