@@ -46,10 +46,16 @@ class RegistryTestCase(TestCase):
         self.data_dir = os.path.abspath(self.mktemp())
         await self.open_server()
 
+    def auth_settings(self) -> Any:
+        """The ``[auth]`` settings to serve with (an open registry by default)."""
+        return None
+
     async def open_server(self) -> None:
         """Open the registry on ``self.data_dir`` and listen on a fresh port."""
         self.opened: OpenRegistry = await open_registry(
-            Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled), reactor
+            Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled,
+                     auth=self.auth_settings()),
+            reactor,
         )
         site = Site(self.opened.resource()) if self.plain_site else self.opened.site()
         self.port: IListeningPort = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]

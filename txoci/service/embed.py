@@ -25,6 +25,8 @@ from twisted.python.components import Componentized
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 
+from txoci.auth.access import AccessControl
+from txoci.auth.config import AuthSettings
 from txoci.registry.operations import Registry, RegistryConfig
 from txoci.service.health import HealthChecker
 from txoci.service.metrics import RegistryMetrics
@@ -32,10 +34,12 @@ from txoci.storage.filesystem import FilesystemBlobStore
 from txoci.storage.sqlite import SQLiteMetadataStore
 from txoci.web.accesslog import AccessLog
 from txoci.web.app import RegistryApp, root_resource
+from txoci.web.guard import Guard, GuardedResource
 from txoci.web.health import LivezResource, ReadyzResource
 from txoci.web.metrics import MetricsResource
 from txoci.web.request import streaming_site
 from txoci.web.site import RegistrySite
+from txoci.web.token import TokenResource
 
 log = Logger()
 
@@ -52,6 +56,8 @@ class Settings:
     data_dir: str = "txoci-data"
     deletes_enabled: bool = True
     chunk_min_length: int = 1024 * 1024
+    #: Authentication and access control (the ``[auth]`` table); None serves an open registry.
+    auth: AuthSettings | None = None
 
     def registry_config(self) -> RegistryConfig:
         return RegistryConfig(
@@ -72,6 +78,7 @@ class OpenRegistry:
         pool: ThreadPool,
         data_dir: str | None = None,
         reactor: Any = None,
+        auth: AuthSettings | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -86,6 +93,10 @@ class OpenRegistry:
         self.health = HealthChecker(metadata, data_dir, reactor)
         #: The Prometheus metrics behind ``/metrics``, in a registry of their own.
         self.metrics = RegistryMetrics(metadata, reactor)
+        #: Authentication and authorization of every request; None for an open registry.
+        self.guard: Guard | None = None
+        if auth is not None:
+            self.guard = Guard(AccessControl(auth, reactor, on_failure=self.metrics.auth_failed))
 
     def operational_resources(self, metrics: bool = True) -> dict[bytes, IResource]:
         """``livez``, ``readyz`` and (if ``metrics``) ``metrics``, to mount at a site root."""
@@ -94,15 +105,25 @@ class OpenRegistry:
             b"readyz": ReadyzResource(self.health),
         }
         if metrics:
-            resources[b"metrics"] = MetricsResource(self.metrics)
+            metrics_resource: IResource = MetricsResource(self.metrics)
+            if self.guard is not None:
+                metrics_resource = GuardedResource(metrics_resource, self.guard.admit_metrics, "/metrics")
+            resources[b"metrics"] = metrics_resource
         return resources
+
+    def token_resources(self) -> dict[bytes, IResource]:
+        """``token`` (the built-in token issuer) when it is configured, to mount at a site root."""
+        if self.guard is None or self.guard.control.issuer is None:
+            return {}
+        return {b"token": TokenResource(self.guard)}
 
     def resource(self, metrics: bool = True) -> IResource:
         """
         A site root serving the API at ``/v2``, with ``/livez``, ``/readyz``
         and (unless ``metrics`` is false) ``/metrics`` beside it.
         """
-        return root_resource(self.registry, self.operational_resources(metrics))
+        resources = {**self.operational_resources(metrics), **self.token_resources()}
+        return root_resource(self.registry, resources, self.guard)
 
     def operations_resource(self) -> IResource:
         """A site root with only ``/livez``, ``/readyz`` and ``/metrics`` (no API)."""
@@ -110,7 +131,7 @@ class OpenRegistry:
 
     def api_resource(self) -> IResource:
         """The resource for the tree below ``/v2`` (mount it as ``v2``)."""
-        return RegistryApp(self.registry).resource()
+        return RegistryApp(self.registry, self.guard).resource()
 
     def site(self, resource: IResource | None = None, **kwargs: Any) -> RegistrySite:
         """
@@ -154,7 +175,7 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
         await metadata.close()
         raise
     registry = Registry(blobs, metadata, reactor, settings.registry_config())
-    return OpenRegistry(registry, metadata, pool, settings.data_dir, reactor)
+    return OpenRegistry(registry, metadata, pool, settings.data_dir, reactor, settings.auth)
 
 
 class LoggingService(Service):

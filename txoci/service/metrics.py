@@ -116,6 +116,11 @@ class RegistryMetrics:
                                   multiprocess_mode=_SHARED_FIGURE)
         self.tags = Gauge("txoci_tags", "Tags, across every repository.", registry=registry,
                           multiprocess_mode=_SHARED_FIGURE)
+        self.auth_failures = Counter(
+            "txoci_auth_failures",
+            "Refused logins and bearer tokens, by reason (password, rate_limited, token_expired...).",
+            ["reason"], registry=registry,
+        )
         self.stats_errors = Counter(
             "txoci_metrics_store_query_errors",
             "Failed queries for the stored-content figures (the last values are kept).",
@@ -134,6 +139,10 @@ class RegistryMetrics:
             self.sent.labels(route, record.method).inc(record.bytes_out)
 
     __call__ = observe
+
+    def auth_failed(self, reason: str) -> None:
+        """Count one refused login or token (the reasons are a small fixed set)."""
+        self.auth_failures.labels(reason).inc()
 
     def _apply(self, stats: StorageStats) -> None:
         self.repositories.set(stats.repositories)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
 
+from txoci.auth.config import AuthSettings
+from txoci.service.config import ConfigFileOptions
 from txoci.service.embed import SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
 from txoci.service.workers import WorkerPool, WorkerSetupError, check_shareable
@@ -16,8 +19,14 @@ DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
 MAX_WORKERS = 64
 
 
-class Options(usage.Options):
-    """``twistd oci [--listen ENDPOINT]... [--data-dir DIR]``"""
+class Options(ConfigFileOptions):
+    """``twistd oci [--config txoci.toml] [--listen ENDPOINT]... [--data-dir DIR]``
+
+    Every option is also a key of the ``--config`` file (see :mod:`txoci.service.config`),
+    which also holds the ``[auth]`` table.
+    """
+
+    config_tables = {"auth": AuthSettings.from_dict}
 
     optParameters = [
         ["data-dir", "d", "txoci-data", "Directory holding everything the registry stores."],
@@ -35,6 +44,12 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["metrics-listen"] = []
+        #: The arguments as given: ``--workers`` hands them to each worker.
+        self.arguments: list[str] = []
+
+    def parseOptions(self, options: Any = None) -> None:
+        self.arguments = list(options if options is not None else sys.argv[1:])
+        super().parseOptions(options)
 
     def opt_listen(self, description: str) -> None:
         """Listen on a Twisted server endpoint string (repeatable)."""
@@ -47,6 +62,7 @@ class Options(usage.Options):
         self["metrics-listen"].append(description)
 
     def postOptions(self) -> None:
+        self.apply_config_file()
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         if self["log-format"] not in LOG_FORMATS:
@@ -57,8 +73,17 @@ class Options(usage.Options):
             raise usage.UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
 
 
+def settings_from_options(options: Any) -> Settings:
+    """The registry :class:`Settings` that parsed ``twistd oci`` options describe."""
+    return Settings(
+        data_dir=options["data-dir"],
+        deletes_enabled=not options["disable-deletes"],
+        auth=getattr(options, "tables", {}).get("auth"),
+    )
+
+
 def makeService(options: Any) -> IService:
-    settings = Settings(data_dir=options["data-dir"], deletes_enabled=not options["disable-deletes"])
+    settings = settings_from_options(options)
     if options["workers"] > 1:
         return _worker_pool(options, settings)
     return RegistryService(
@@ -90,6 +115,7 @@ def _worker_pool(options: Any, settings: Settings) -> IService:
         raise usage.UsageError(str(error)) from None
     pool = WorkerPool(
         settings,
+        options.arguments,
         options["listen"],
         options["workers"],
         metrics_listen=options["metrics-listen"],

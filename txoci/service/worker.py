@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
-    from txoci.service.embed import RegistryService, Settings
+    from txoci.service.embed import RegistryService
+    from txoci.service.plugin import Options, settings_from_options
     from txoci.service.workers import FAMILIES
+
+    options = Options()
+    options.parseOptions(configuration["arguments"])
 
     def adopted(role: str) -> list[Any]:
         return [
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
 
     service = RegistryService(
-        Settings(**configuration["settings"]),
+        settings_from_options(options),
         adopted("registry"),
         reactor,
         metrics_listen=adopted("metrics"),

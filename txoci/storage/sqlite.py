@@ -308,6 +308,15 @@ class SQLiteTransaction:
             (repository_id, digest),
         )
 
+    def repositories_linking(self, digest: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id "
+            "WHERE rb.digest = ? AND NOT EXISTS (SELECT 1 FROM corrupt_blobs c WHERE c.digest = rb.digest) "
+            "ORDER BY r.name",
+            (digest,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def unlink_blob(self, repository: str, digest: str) -> bool:
         repository_id = self._repository_id(repository)
         if repository_id is None:
