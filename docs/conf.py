@@ -80,6 +80,8 @@ html_title = f"txoci {release}"
 html_theme_options = {
     "description": "An OCI Distribution v1.1 container registry on Twisted",
     "fixed_sidebar": True,
+    # Wide enough for the tables and the text diagrams of the architecture page.
+    "page_width": "1240px",
     "show_relbars": True,
 }
 html_static_path: list[str] = []
