@@ -82,6 +82,7 @@ html_theme_options = {
     "fixed_sidebar": True,
     # Wide enough for the tables and the text diagrams of the architecture page.
     "page_width": "1240px",
+    "body_max_width": "none",
     "show_relbars": True,
 }
 html_static_path: list[str] = []
