@@ -73,6 +73,9 @@ autodoc_inherit_docstrings = False
 # intersphinx those stay plain text. nitpicky stays off so that is not a warning.
 nitpicky = False
 
+# The sidebar lists a page's classes and functions by their short names.
+toc_object_entries_show_parents = "hide"
+
 # --- HTML ---------------------------------------------------------------------------------------
 
 html_theme = "alabaster"
