@@ -35,7 +35,7 @@ extensions = [
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "**/_build", "Thumbs.db", ".DS_Store", "**/README.md"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 # Pages that another branch adds: listed in index.md's toctree, and dropped from it (see
 # _drop_missing_optional_pages below) while their file does not exist yet, so the build passes with
@@ -46,10 +46,7 @@ OPTIONAL_PAGES = ("configuration",)
 
 # `page.md#some-heading` links resolve to the anchors GitHub makes for headings (levels 1 to 4).
 myst_heading_anchors = 4
-myst_enable_extensions = [
-    "colon_fence",
-    "deflist",
-]
+# No MyST syntax extensions: the pages are plain CommonMark plus GitHub tables, as GitHub shows them.
 # Links such as [example](examples/embed_app.py) to files that are not pages become downloads.
 
 # --- autodoc ------------------------------------------------------------------------------------
@@ -59,6 +56,9 @@ autodoc_default_options = {
     "show-inheritance": True,
 }
 autodoc_member_order = "bysource"
+# Sphinx 9 rewrote autodoc; the class-based documenters that repoze.sphinx.autointerface extends
+# (to document zope.interface interfaces, which autodoc skips) remain as this legacy mode. Sphinx 8
+# ignores the setting and has only those.
 autodoc_use_legacy_class_based = True
 # Signatures carry the annotations; descriptions stay what the docstrings say.
 autodoc_typehints = "signature"
