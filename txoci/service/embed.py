@@ -51,7 +51,16 @@ SHUTDOWN_TIMEOUT = 30.0
 
 @attrs.frozen
 class Settings:
-    """Everything needed to open a registry."""
+    """
+    Everything needed to open a registry.
+
+    :ivar data_dir: The directory holding blobs, uploads and the metadata database, created if
+        missing.
+    :ivar deletes_enabled: With False, ``DELETE`` of manifests, tags and blobs answers
+        ``405 UNSUPPORTED`` (``twistd oci --disable-deletes``).
+    :ivar chunk_min_length: The ``OCI-Chunk-Min-Length`` the registry advertises when an upload
+        starts.
+    """
 
     data_dir: str = "txoci-data"
     deletes_enabled: bool = True
