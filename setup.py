@@ -40,6 +40,13 @@ setup(
             "ruff>=0.5",
             "types-setuptools",
         ],
+        # The documentation site (docs/, built by .ci/run with warnings as errors).
+        "docs": [
+            # Sphinx 9's class-based autodoc, which autointerface plugs into, is its legacy mode.
+            "sphinx>=8.1,<10",
+            "myst-parser>=4",
+            "repoze.sphinx.autointerface>=1.0",
+        ],
     },
     classifiers=[
         "Framework :: Twisted",

@@ -46,9 +46,14 @@ class RegistryTestCase(TestCase):
         self.data_dir = os.path.abspath(self.mktemp())
         await self.open_server()
 
+    def auth_settings(self) -> Any:
+        """The ``[auth]`` settings to serve with (an open registry by default)."""
+        return None
+
     def settings(self) -> Settings:
         """The settings each test's registry is opened with (no periodic GC)."""
-        return Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled, gc_interval=None)
+        return Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled,
+                        auth=self.auth_settings(), gc_interval=None)
 
     async def open_server(self) -> None:
         """Open the registry on ``self.data_dir`` and listen on a fresh port."""

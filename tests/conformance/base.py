@@ -19,12 +19,15 @@ a whole blob for a range request, no ``OCI-Filters-Applied``) raises
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -91,18 +94,94 @@ def _same_descriptor(found: dict[str, Any], goal: dict[str, Any]) -> bool:
     )
 
 
+#: What follows the repository name in an API path.
+_REPOSITORY_PATH = re.compile(r"/(?:blobs|manifests|tags|referrers)/.*$")
+
+
 class ConformanceCase(TestCase):
-    """A real ``twistd -n oci`` per test class (started on first use), and the suite's steps."""
+    """
+    A real ``twistd -n oci`` per test class (started on first use), and the suite's steps.
+
+    With :attr:`auth_mode` set (``basic`` or ``token``), the registry serves the acceptance
+    policy of ``tests.auth.fixtures`` and every request carries :attr:`credentials`, as the
+    suite does with ``OCI_USERNAME`` and ``OCI_PASSWORD``: Basic credentials, or in token
+    mode a bearer token fetched from the challenge's realm (and then reused per scope).
+    """
+
+    #: None (an open registry), ``"basic"`` or ``"token"``.
+    auth_mode: str | None = None
+    #: The user the suite runs as when authentication is on.
+    credentials: tuple[str, str] = ("admin", "admin-password")
 
     def setUp(self) -> None:
         server = _servers.get(type(self))
         if server is None or server.process.poll() is not None:
             data_dir = tempfile.mkdtemp(prefix="oci-conformance-", dir=os.getcwd())
-            server = _servers[type(self)] = TwistdServer(data_dir)
+            extra: list[str] = []
+            if self.auth_mode is not None:
+                from tests.auth.fixtures import write_config
+
+                extra = ["--config", write_config(data_dir + "-auth", self.auth_mode)]
+            server = _servers[type(self)] = TwistdServer(data_dir, *extra)
+        self._tokens: dict[str, str] = {}
         #: ``schemeReg``: where the suite sends its requests.
         self.registry = f"http://{server.address}"
         self._failures: list[str] = []
         self._skips: list[str] = []
+
+    # Requests, with credentials when authentication is on.
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes | None = None,
+        content_length: int | None = None,
+    ) -> Response:
+        """``client.request``, authenticated as :attr:`credentials` when :attr:`auth_mode` is set."""
+        headers = list(headers)
+        if self.auth_mode == "basic":
+            pair = base64.b64encode(":".join(self.credentials).encode()).decode("ascii")
+            headers.append(("Authorization", f"Basic {pair}"))
+            return request(method, url, headers, body, content_length)
+        if self.auth_mode is None:
+            return request(method, url, headers, body, content_length)
+        for _attempt in range(2):
+            scope_key = _REPOSITORY_PATH.sub("", urlsplit(url).path)
+            token = self._tokens.get(scope_key)
+            sent = headers + ([("Authorization", f"Bearer {token}")] if token else [])
+            response = request(method, url, sent, body, content_length)
+            challenge = response.get("WWW-Authenticate")
+            if response.status != 401 or not challenge.startswith("Bearer "):
+                return response
+            source = dict(parse_qsl(urlsplit(url).query)).get("from")
+            token = self._fetch_token(challenge, source)
+            if source is None:
+                self._tokens[scope_key] = token
+            else:
+                headers = headers + [("Authorization", f"Bearer {token}")]
+                return request(method, url, headers, body, content_length)
+        return response
+
+    def _fetch_token(self, challenge: str, mount_source: str | None = None) -> str:
+        """The suite's token flow: GET the realm with the challenge's service and scope (and, for a
+        cross-repository mount, pull on the source too, as docker asks)."""
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        query = [("service", fields.get("service", ""))]
+        if "scope" in fields:
+            # One token per repository for everything the suite does there.
+            kind, _, rest = fields["scope"].partition(":")
+            name = rest.rpartition(":")[0]
+            query.append(("scope", f"repository:{name}:pull,push,delete" if kind == "repository"
+                          else fields["scope"]))
+        if mount_source is not None:
+            query.append(("scope", f"repository:{mount_source}:pull"))
+        pair = base64.b64encode(":".join(self.credentials).encode()).decode("ascii")
+        realm = fields["realm"] + "?" + urlencode(query)
+        answer = request("GET", realm, [("Authorization", f"Basic {pair}")])
+        self.expect_status(answer, 200, what="token request")
+        return str(json.loads(answer.body)["token"])
 
     # Results: the suite's ChildRun, TestFail and TestSkip.
 
@@ -168,19 +247,19 @@ class ConformanceCase(TestCase):
 
     def api_ping(self) -> Response:
         """``PingReq``: the suite only needs an HTTP answer to ``GET /v2/``."""
-        return request("GET", f"{self.registry}/v2/")
+        return self.send("GET", f"{self.registry}/v2/")
 
     def api_blob_delete(self, repo: str, digest: str) -> None:
-        response = request("DELETE", self.blob_url(repo, digest))
+        response = self.send("DELETE", self.blob_url(repo, digest))
         self.expect_status(response, 202, 404, 405, what="blob delete")
         if response.status == 405:
             raise Unsupported(f"blob delete returned {response.status}")
 
     def api_blob_get(self, repo: str, digest: str, headers: list[tuple[str, str]] = []) -> Response:
-        return request("GET", self.blob_url(repo, digest), headers)
+        return self.send("GET", self.blob_url(repo, digest), headers)
 
     def api_blob_head(self, repo: str, digest: str) -> Response:
-        return request("HEAD", self.blob_url(repo, digest))
+        return self.send("HEAD", self.blob_url(repo, digest))
 
     def _known_length(self, td: TestData, digest: str) -> bytes | None:
         content = td.blobs.get(digest)
@@ -212,7 +291,7 @@ class ConformanceCase(TestCase):
         """``BlobVerifyLocation``: the ``Location`` of a new blob serves it."""
         if not location:
             self.fail("location header missing")
-        response = request("GET", resolve(url, location))
+        response = self.send("GET", resolve(url, location))
         self.expect_body(response, body, what="GET Location")
         self.expect_status(response, 200, what="GET Location")
 
@@ -223,7 +302,7 @@ class ConformanceCase(TestCase):
         if source:
             params["from"] = source
         url = with_query(self.uploads_url(repo), **params)
-        response = request("POST", url)
+        response = self.send("POST", url)
         self.expect_status(response, 201, 202, what="blob mount")
         location = response.get("Location")
         if not location:
@@ -231,7 +310,7 @@ class ConformanceCase(TestCase):
         unsupported = ""
         if response.status == 202:
             url = with_query(resolve(url, location), digest=digest)
-            response = request(
+            response = self.send(
                 "PUT", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body)
             )
             self.expect_status(response, 201, what="blob put after mount fallback")
@@ -249,7 +328,7 @@ class ConformanceCase(TestCase):
         """``BlobPatchChunked``; returns the ``OCI-Chunk-Min-Length`` the POST advertised."""
         body = td.blobs[digest]
         url = self.uploads_url(repo)
-        response = request("POST", url, content_length=0)
+        response = self.send("POST", url, content_length=0)
         self.expect_status(response, 202, what="chunked upload POST")
         min_length = response.get("OCI-Chunk-Min-Length")
         location = response.get("Location")
@@ -272,7 +351,7 @@ class ConformanceCase(TestCase):
                 if put_last_chunk and bad_last == len(body) - 1:
                     method = "PUT"
                     url = with_query(url, digest=digest)
-                response = request(
+                response = self.send(
                     method, url,
                     [("Content-Type", MT_OCTET_STREAM), ("Content-Range", f"{bad_start}-{bad_last}")],
                     body[bad_start:bad_last + 1], content_length=bad_last - bad_start + 1,
@@ -280,7 +359,7 @@ class ConformanceCase(TestCase):
                 self.expect_status(response, 416, what=f"out-of-order chunk {bad_start}-{bad_last}")
                 location = response.get("Location") or location
                 # recover: ask where the upload stands
-                response = request("GET", url)
+                response = self.send("GET", url)
                 self.expect_status(response, 204, what="upload status after out-of-order chunk")
                 location = response.get("Location") or location
                 upload_range = response.get("Range")
@@ -301,7 +380,7 @@ class ConformanceCase(TestCase):
             chunk = body[start:last_byte + 1]
             if put_last_chunk and last_byte == len(body) - 1:
                 url = with_query(url, digest=digest)
-                response = request("PUT", url, headers, chunk, content_length=len(chunk))
+                response = self.send("PUT", url, headers, chunk, content_length=len(chunk))
                 if expect_bad_digest:
                     self.expect_status(response, 400, what="PUT of last chunk with a bad digest")
                 else:
@@ -309,14 +388,14 @@ class ConformanceCase(TestCase):
                     location = response.get("Location") or location
                     final = response
             else:
-                response = request("PATCH", url, headers, chunk, content_length=len(chunk))
+                response = self.send("PATCH", url, headers, chunk, content_length=len(chunk))
                 self.expect_status(response, 202, what=f"PATCH chunk {start}-{last_byte}")
                 location = response.get("Location") or location
         if not put_last_chunk:
             if not location:
                 self.fail("blob patch did not return a location")
             url = with_query(resolve(url, location), digest=digest)
-            response = request("PUT", url, [("Content-Type", MT_OCTET_STREAM)], content_length=0)
+            response = self.send("PUT", url, [("Content-Type", MT_OCTET_STREAM)], content_length=0)
             if expect_bad_digest:
                 self.expect_status(response, 400, what="closing PUT with a bad digest")
             else:
@@ -336,19 +415,19 @@ class ConformanceCase(TestCase):
         """``BlobPatchStream``: one PATCH of unknown length (chunked encoding), then PUT."""
         body = td.blobs[digest]
         url = self.uploads_url(repo)
-        response = request("POST", url, content_length=0)
+        response = self.send("POST", url, content_length=0)
         self.expect_status(response, 202, what="streamed upload POST")
         location = response.get("Location")
         if not location:
             self.fail("blob post did not return a location")
         url = resolve(url, location)
-        response = request("PATCH", url, [("Content-Type", MT_OCTET_STREAM)], body)
+        response = self.send("PATCH", url, [("Content-Type", MT_OCTET_STREAM)], body)
         self.expect_status(response, 202, what="streamed PATCH")
         location = response.get("Location")
         if not location:
             self.fail("blob patch did not return a location")
         url = with_query(resolve(url, location), digest=digest)
-        response = request("PUT", url, [("Content-Type", MT_OCTET_STREAM)], content_length=0)
+        response = self.send("PUT", url, [("Content-Type", MT_OCTET_STREAM)], content_length=0)
         if expect_bad_digest:
             self.expect_status(response, 400, what="closing PUT with a bad digest")
             return
@@ -364,7 +443,7 @@ class ConformanceCase(TestCase):
         """``BlobPostOnly``: the whole blob in ``POST ?digest=``; 202 means a PUT fallback."""
         body = td.blobs[digest]
         url = with_query(self.uploads_url(repo), digest=digest)
-        response = request("POST", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body))
+        response = self.send("POST", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body))
         if expect_bad_digest:
             self.expect_status(response, 400, 202, what="POST with a bad digest")
         else:
@@ -373,7 +452,7 @@ class ConformanceCase(TestCase):
         location = response.get("Location")
         if response.status == 202:
             url = with_query(resolve(url, location), digest=digest)
-            response = request(
+            response = self.send(
                 "PUT", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body)
             )
             self.expect_status(response, 400 if expect_bad_digest else 201, what="PUT after POST fallback")
@@ -389,13 +468,13 @@ class ConformanceCase(TestCase):
         """``BlobPostPut``: POST a session, PUT the whole blob with ``?digest=``."""
         body = td.blobs[digest]
         url = self.uploads_url(repo)
-        response = request("POST", url)
+        response = self.send("POST", url)
         self.expect_status(response, 202, what="upload POST")
         location = response.get("Location")
         if not location:
             self.fail("blob post did not return a location")
         url = with_query(resolve(url, location), digest=digest)
-        response = request("PUT", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body))
+        response = self.send("PUT", url, [("Content-Type", MT_OCTET_STREAM)], body, content_length=len(body))
         if expect_bad_digest:
             self.expect_status(response, 400, what="PUT with a bad digest")
             return
@@ -405,7 +484,7 @@ class ConformanceCase(TestCase):
         self.api_blob_verify_location(url, location, body)
 
     def api_manifest_delete(self, repo: str, reference: str) -> None:
-        response = request("DELETE", self.manifest_url(repo, reference))
+        response = self.send("DELETE", self.manifest_url(repo, reference))
         self.expect_status(response, 202, 404, 400, 405, what=f"manifest delete {reference}")
         if response.status in (400, 405):
             raise Unsupported(f"manifest delete returned {response.status}")
@@ -413,10 +492,10 @@ class ConformanceCase(TestCase):
     _ACCEPT = [("Accept", MT_OCI_INDEX), ("Accept", MT_OCI_IMAGE)]
 
     def api_manifest_get(self, repo: str, reference: str) -> Response:
-        return request("GET", self.manifest_url(repo, reference), self._ACCEPT)
+        return self.send("GET", self.manifest_url(repo, reference), self._ACCEPT)
 
     def api_manifest_head(self, repo: str, reference: str) -> Response:
-        return request("HEAD", self.manifest_url(repo, reference), self._ACCEPT)
+        return self.send("HEAD", self.manifest_url(repo, reference), self._ACCEPT)
 
     def api_manifest_get_exists(self, repo: str, reference: str, digest: str, td: TestData) -> None:
         """``ManifestGetExists``"""
@@ -448,7 +527,7 @@ class ConformanceCase(TestCase):
         body = td.manifests[digest]
         media_type = _media_type(body)
         url = self.manifest_url(repo, reference)
-        response = request("PUT", url, [("Content-Type", media_type)], body)
+        response = self.send("PUT", url, [("Content-Type", media_type)], body)
         what = f"manifest put {reference}"
         if expect_bad_digest:
             self.expect_status(response, 400, what=what)
@@ -461,7 +540,7 @@ class ConformanceCase(TestCase):
         location = response.get("Location")
         if not location:
             self.fail(f"{what}: did not return a location")
-        fetched = request("GET", resolve(url, location), self._ACCEPT)
+        fetched = self.send("GET", resolve(url, location), self._ACCEPT)
         self.expect_status(fetched, 200, what=f"{what}: GET Location")
         self.expect_header(fetched, "Content-Type", media_type, what=f"{what}: GET Location")
         self.expect_header(fetched, "Content-Length", str(len(body)), what=f"{what}: GET Location")
@@ -474,7 +553,7 @@ class ConformanceCase(TestCase):
         url = f"{self.registry}/v2/{repo}/referrers/{digest}"
         if artifact_type is not None:
             url = with_query(url, artifactType=artifact_type)
-        response = request("GET", url)
+        response = self.send("GET", url)
         self.expect_header(response, "Content-Type", MT_OCI_INDEX, what="referrers")
         self.expect_status(response, 200, what="referrers")
         try:
@@ -491,7 +570,7 @@ class ConformanceCase(TestCase):
         url = f"{self.registry}/v2/{repo}/tags/list"
         if last is not None:
             url = with_query(url, last=last)
-        response = request("GET", url)
+        response = self.send("GET", url)
         self.expect_status(response, 200, 404, what="tag list")
         if response.status == 404:
             return []

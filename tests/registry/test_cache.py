@@ -90,6 +90,7 @@ class WriteGenerationTests(TestCase):
         self.addCleanup(first.close)
         self.addCleanup(second.close)
         start = first.value
-        first.bump()
-        second.bump()
+        for handle in (first, second):
+            with handle.locked():
+                handle.bump()
         self.assertEqual((first.value, second.value), (start + 2, start + 2))

@@ -369,12 +369,8 @@ class CLICollectionTests(GCTestCase):
 
 class WorkerCollectionTests(GCTestCase):
     def test_only_worker_zero_runs_the_periodic_collector(self) -> None:
-        from txoci.service.workers import WorkerPool
+        from txoci.service.worker import worker_settings
 
-        pool = WorkerPool(Settings(data_dir=self.data_dir, gc_interval=600.0, read_only=False),
-                          ["tcp:0"], 3, shutdown_timeout=1.0)
-        intervals = [
-            json.loads(pool.worker_arguments(index)[-1])["settings"]["gc_interval"]
-            for index in range(3)
-        ]
+        settings = Settings(data_dir=self.data_dir, gc_interval=600.0)
+        intervals = [worker_settings(settings, index).gc_interval for index in range(3)]
         self.assertEqual(intervals, [600.0, None, None])

@@ -157,6 +157,21 @@ class WorkerPoolTests(TestCase):
         wait_for(lambda: not any(alive(pid) for pid in pids))
 
 
+class WorkerSettingsTests(TestCase):
+    timeout = 60
+
+    async def test_every_worker_gets_the_command_line_settings(self) -> None:
+        server = TwistdServer(os.path.abspath(self.mktemp()), "--workers", "2", "--disable-deletes")
+        self.addCleanup(server.stop)
+        wait_for(lambda: len(worker_pids(server)) == 2)
+        for _ in range(8):
+            response = await treq.request(
+                "DELETE", f"http://{server.address}/v2/any/repo/manifests/latest", persistent=False
+            )
+            body = json.loads(await response.content())
+            self.assertEqual((response.code, body["errors"][0]["code"]), (405, "UNSUPPORTED"))
+
+
 class SharedDataDirTests(TestCase):
     """Two registries on one data dir, as two workers have: an upload can move between them."""
 

@@ -246,6 +246,12 @@ class HtpasswdFile:
     def __contains__(self, name: object) -> bool:
         return name in self.users()
 
+    def loaded_hash(self, name: str) -> bytes | None:
+        """``name``'s hash in the version of the file in memory (no ``stat``, no reload), or
+        ``None`` -- to tell whether a cached successful login still stands for the same entry."""
+        with self._lock:
+            return None if self._error is not None else self._entries.get(name)
+
     # -- verification ------------------------------------------------------------------------
 
     def _dummy_hash(self) -> bytes:

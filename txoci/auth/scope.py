@@ -20,14 +20,14 @@ cross-repository mount asks for ``repository:B:pull,push`` and ``repository:A:pu
 
 Mapping token actions onto policy actions (:data:`SCOPE_ACTIONS`) -- zot semantics:
 
-=========  ===========================  ==================================================
-scope      granted when policy allows   permits at request time
-=========  ===========================  ==================================================
-``pull``   ``read``                     ``read``
-``push``   ``create``                   ``create`` and ``update``
-``delete`` ``delete``                   ``delete``
-``*``      all four actions             all four actions
-=========  ===========================  ==================================================
+==========  ===========================  ==================================================
+scope       granted when policy allows   permits at request time
+==========  ===========================  ==================================================
+``pull``    ``read``                     ``read``
+``push``    ``create``                   ``create`` and ``update``
+``delete``  ``delete``                   ``delete``
+``*``       all four actions             all four actions
+==========  ===========================  ==================================================
 
 ``push`` is one token action while the policy distinguishes ``create`` (new content, new tags)
 from ``update`` (moving an existing tag), so a token can't express "create but not update".

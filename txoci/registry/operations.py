@@ -25,6 +25,7 @@ from txoci.registry.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
+    Denied,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestUnknown,
@@ -59,6 +60,8 @@ WRITER_IDLE_SECONDS = 300.0
 MAX_TAGS_PER_PUSH = 100
 #: Tries at recording a committed blob whose file garbage collection keeps removing.
 PLACE_ATTEMPTS = 5
+#: Repository names read at a time while filtering the catalog for a caller.
+CATALOG_SCAN_BATCH = 500
 
 
 class ByteSource(Protocol):
@@ -252,11 +255,19 @@ class Registry:
         if not unlinked:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}")
 
-    async def mount_blob(self, repository: str, digest: Digest, source: str | None) -> BlobInfo | None:
+    async def mount_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        source: str | None,
+        readable: Callable[[str], bool] | None = None,
+    ) -> BlobInfo | None:
         """
         Link a blob from ``source`` (or, without one, from anywhere in the
         registry) into ``repository``; None when it cannot be mounted, and the
-        caller falls back to a normal upload.
+        caller falls back to a normal upload.  With ``readable`` (a predicate
+        on repository names, called on the metadata thread), a mount without
+        ``source`` links only a blob in some repository it accepts.
         """
         self._require_writable()
         validate_name(repository)
@@ -266,6 +277,9 @@ class Registry:
         def mount(tx: IMetadataTransaction) -> int | None:
             if source is not None:
                 size = tx.linked_blob_size(source, str(digest))
+            elif readable is not None:
+                holders = [name for name in tx.repositories_linking(str(digest)) if readable(name)]
+                size = tx.linked_blob_size(holders[0], str(digest)) if holders else None
             else:
                 size = tx.blob_size(str(digest))
             # The file too, inside the transaction: only a GC interrupted
@@ -550,8 +564,14 @@ class Registry:
         content_type: str | None,
         body: bytes,
         extra_tags: list[str] = [],
+        allow_tag_move: bool = True,
     ) -> PutManifestResult:
-        """Store a manifest by tag or digest, with optional extra tags."""
+        """
+        Store a manifest by tag or digest, with optional extra tags.  Without
+        ``allow_tag_move`` (the caller may create but not update), a tag that
+        already names a different manifest is refused with 403 DENIED and
+        nothing is stored.
+        """
         self._require_writable()
         validate_name(repository)
         if len(body) > self.config.max_manifest_size:
@@ -594,6 +614,15 @@ class Registry:
                     f"manifest references content not in repository {repository}",
                     detail={"missing": missing},
                 )
+            if not allow_tag_move:
+                for tag in tags:
+                    current = tx.resolve_tag(repository, tag)
+                    if current is not None and current != record.digest:
+                        raise Denied(
+                            "requested access to the resource is denied: update on repository "
+                            f"{repository} (tag {tag} already names another manifest)",
+                            detail={"action": "update", "repository": repository, "tag": tag},
+                        )
             tx.put_manifest(repository, record, [str(d) for d in parsed.references])
             for tag in tags:
                 tx.set_tag(repository, tag, record.digest)
@@ -634,9 +663,29 @@ class Registry:
             raise NameUnknown(f"repository {repository} is not known")
         return Page(tags[:limit], len(tags) > limit)
 
-    async def catalog(self, limit: int, last: str | None) -> Page:
-        """A page of repository names, in byte order."""
-        names = await self._read(lambda tx: list(tx.list_repositories(last, limit + 1)))
+    async def catalog(
+        self, limit: int, last: str | None, visible: Callable[[str], bool] | None = None
+    ) -> Page:
+        """
+        A page of repository names, in byte order; with ``visible`` (called on
+        the metadata thread) only the names it accepts, still ``limit`` a page.
+        """
+        if visible is None:
+            names = await self._read(lambda tx: list(tx.list_repositories(last, limit + 1)))
+            return Page(names[:limit], len(names) > limit)
+
+        def page(tx: IMetadataTransaction) -> list[str]:
+            shown: list[str] = []
+            cursor = last
+            while len(shown) <= limit:
+                batch = list(tx.list_repositories(cursor, CATALOG_SCAN_BATCH))
+                shown.extend(name for name in batch if visible(name))
+                if len(batch) < CATALOG_SCAN_BATCH:
+                    break
+                cursor = batch[-1]
+            return shown
+
+        names = await self._read(page)
         return Page(names[:limit], len(names) > limit)
 
     async def referrers(

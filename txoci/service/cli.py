@@ -14,6 +14,9 @@ The ``txoci`` command: maintenance of a data dir, safe beside a running
     Reclaim unreferenced blobs, expired untagged manifests and abandoned
     uploads (see :mod:`txoci.storage.gc`); with ``--dry-run``, only print what
     would be reclaimed, why, and how many bytes.
+``txoci user add|remove``, ``txoci access explain``
+    Manage the htpasswd file and explain access decisions: see
+    :mod:`txoci.service.authcli`.
 
 Exit status 2 means the command could not run (no such data dir, bad usage).
 """
@@ -25,6 +28,7 @@ import json
 import sys
 from typing import IO, Any
 
+from txoci.service.authcli import add_auth_commands, run_auth_command
 from txoci.storage import gc
 from txoci.storage.check import DEFAULT_GRACE, CheckReport, DataDirError, Usage, check, usage
 
@@ -58,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "once per repository, and the total with each blob counted once.")
     data_dir(sizing)
     _add_gc_parser(commands, data_dir)
+    add_auth_commands(commands)
     return parser
 
 
@@ -158,7 +163,12 @@ def _print_usage(result: Usage, out: IO[str]) -> None:
           f"{human(result.unreferenced_blob_bytes)}", file=out)
 
 
-def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+    stdin: IO[str] | None = None,
+) -> int:
     """Run ``txoci``; return the exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -166,6 +176,9 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
         options = _parser().parse_args(argv)
     except SystemExit as exit:
         return int(exit.code or 0)
+    status = run_auth_command(options, out, err, stdin or sys.stdin)
+    if status is not None:
+        return status
     try:
         if options.command == "check":
             progress: Any = (lambda line: print(line, file=out)) if options.verbose else None

@@ -25,6 +25,8 @@ from twisted.python.components import Componentized
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 
+from txoci.auth.access import AccessControl
+from txoci.auth.config import AuthSettings
 from txoci.registry.operations import Registry, RegistryConfig
 from txoci.service.gc import GarbageCollector
 from txoci.service.health import HealthChecker
@@ -34,10 +36,12 @@ from txoci.storage.filesystem import FilesystemBlobStore
 from txoci.storage.sqlite import SQLiteMetadataStore
 from txoci.web.accesslog import AccessLog
 from txoci.web.app import RegistryApp, root_resource
+from txoci.web.guard import Guard, GuardedResource
 from txoci.web.health import LivezResource, ReadyzResource
 from txoci.web.metrics import MetricsResource
 from txoci.web.request import streaming_site
 from txoci.web.site import RegistrySite
+from txoci.web.token import TokenResource
 
 log = Logger()
 
@@ -51,11 +55,22 @@ DEFAULT_GC_INTERVAL = 3600.0
 
 @attrs.frozen
 class Settings:
-    """Everything needed to open a registry."""
+    """
+    Everything needed to open a registry.
+
+    :ivar data_dir: The directory holding blobs, uploads and the metadata database, created if
+        missing.
+    :ivar deletes_enabled: With False, ``DELETE`` of manifests, tags and blobs answers
+        ``405 UNSUPPORTED`` (``twistd oci --disable-deletes``).
+    :ivar chunk_min_length: The ``OCI-Chunk-Min-Length`` the registry advertises when an upload
+        starts.
+    """
 
     data_dir: str = "txoci-data"
     deletes_enabled: bool = True
     chunk_min_length: int = 1024 * 1024
+    #: Authentication and access control (the ``[auth]`` table); None serves an open registry.
+    auth: AuthSettings | None = None
     #: Refuse every write with 405 UNSUPPORTED; reads go on (maintenance, migrations).
     read_only: bool = False
     #: Seconds between garbage collection runs; None runs GC only on demand.
@@ -91,6 +106,7 @@ class OpenRegistry:
         pool: ThreadPool,
         data_dir: str | None = None,
         reactor: Any = None,
+        auth: AuthSettings | None = None,
         gc_policy: gc.Policy | None = None,
         gc_interval: float | None = None,
     ) -> None:
@@ -107,6 +123,10 @@ class OpenRegistry:
         self.health = HealthChecker(metadata, data_dir, reactor)
         #: The Prometheus metrics behind ``/metrics``, in a registry of their own.
         self.metrics = RegistryMetrics(metadata, reactor)
+        #: Authentication and authorization of every request; None for an open registry.
+        self.guard: Guard | None = None
+        if auth is not None:
+            self.guard = Guard(AccessControl(auth, reactor, on_failure=self.metrics.auth_failed))
         blobs = registry.blobs
         assert isinstance(blobs, FilesystemBlobStore)
         #: Garbage collection: periodic once :meth:`GarbageCollector.start` ran
@@ -123,15 +143,25 @@ class OpenRegistry:
             b"readyz": ReadyzResource(self.health),
         }
         if metrics:
-            resources[b"metrics"] = MetricsResource(self.metrics)
+            metrics_resource: IResource = MetricsResource(self.metrics)
+            if self.guard is not None:
+                metrics_resource = GuardedResource(metrics_resource, self.guard.admit_metrics, "/metrics")
+            resources[b"metrics"] = metrics_resource
         return resources
+
+    def token_resources(self) -> dict[bytes, IResource]:
+        """``token`` (the built-in token issuer) when it is configured, to mount at a site root."""
+        if self.guard is None or self.guard.control.issuer is None:
+            return {}
+        return {b"token": TokenResource(self.guard)}
 
     def resource(self, metrics: bool = True) -> IResource:
         """
         A site root serving the API at ``/v2``, with ``/livez``, ``/readyz``
         and (unless ``metrics`` is false) ``/metrics`` beside it.
         """
-        return root_resource(self.registry, self.operational_resources(metrics))
+        resources = {**self.operational_resources(metrics), **self.token_resources()}
+        return root_resource(self.registry, resources, self.guard)
 
     def operations_resource(self) -> IResource:
         """A site root with only ``/livez``, ``/readyz`` and ``/metrics`` (no API)."""
@@ -139,7 +169,7 @@ class OpenRegistry:
 
     def api_resource(self) -> IResource:
         """The resource for the tree below ``/v2`` (mount it as ``v2``)."""
-        return RegistryApp(self.registry).resource()
+        return RegistryApp(self.registry, self.guard).resource()
 
     def site(self, resource: IResource | None = None, **kwargs: Any) -> RegistrySite:
         """
@@ -185,7 +215,7 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
         raise
     registry = Registry(blobs, metadata, reactor, settings.registry_config())
     opened = OpenRegistry(
-        registry, metadata, pool, settings.data_dir, reactor,
+        registry, metadata, pool, settings.data_dir, reactor, settings.auth,
         gc_policy=settings.gc_policy(), gc_interval=settings.gc_interval,
     )
     opened.gc.start()

@@ -142,6 +142,11 @@ class RegistryMetrics:
             "txoci_gc_last_duration_seconds", "How long the last successful GC run took.",
             registry=registry, multiprocess_mode=_SHARED_FIGURE,
         )
+        self.auth_failures = Counter(
+            "txoci_auth_failures",
+            "Refused logins and bearer tokens, by reason (password, rate_limited, token_expired...).",
+            ["reason"], registry=registry,
+        )
         self.stats_errors = Counter(
             "txoci_metrics_store_query_errors",
             "Failed queries for the stored-content figures (the last values are kept).",
@@ -173,6 +178,9 @@ class RegistryMetrics:
 
     def gc_failed(self) -> None:
         self.gc_runs.labels("error").inc()
+    def auth_failed(self, reason: str) -> None:
+        """Count one refused login or token (the reasons are a small fixed set)."""
+        self.auth_failures.labels(reason).inc()
 
     def _apply(self, stats: StorageStats) -> None:
         self.repositories.set(stats.repositories)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
 
+from txoci.auth.config import AuthSettings
+from txoci.service.config import ConfigFileOptions
 from txoci.service.embed import DEFAULT_GC_INTERVAL, SHUTDOWN_TIMEOUT, RegistryService, Settings
 from txoci.service.logs import LOG_FORMATS, twistd_json_observer
 from txoci.service.workers import WorkerPool, WorkerSetupError, check_shareable
@@ -17,8 +20,27 @@ DEFAULT_LISTEN = "tcp:5000:interface=127.0.0.1"
 MAX_WORKERS = 64
 
 
-class Options(usage.Options):
-    """``twistd oci [--listen ENDPOINT]... [--data-dir DIR]``"""
+def _retention(text: str) -> float | None:
+    """``--manifest-retention``: hours (as seconds), or None for ``keep``."""
+    if text == "keep":
+        return None
+    hours = float(text)
+    if hours < 0:
+        raise ValueError("must not be negative")
+    return hours * 3600.0
+
+
+_retention.coerceDoc = "A number of hours, or 'keep'."  # type: ignore[attr-defined]
+
+
+class Options(ConfigFileOptions):
+    """``twistd oci [--config txoci.toml] [--listen ENDPOINT]... [--data-dir DIR]``
+
+    Every option is also a key of the ``--config`` file (see :mod:`txoci.service.config`),
+    which also holds the ``[auth]`` table.
+    """
+
+    config_tables = {"auth": AuthSettings.from_dict}
 
     optParameters = [
         ["data-dir", "d", "txoci-data", "Directory holding everything the registry stores."],
@@ -32,7 +54,8 @@ class Options(usage.Options):
         ["gc-grace", None, gc.DEFAULT_GRACE,
          "Seconds a blob stays after its last link or reference went.", float],
         ["manifest-retention", None, "keep",
-         "Hours untagged, unreferenced manifests are kept before GC deletes them, or 'keep'."],
+         "Hours untagged, unreferenced manifests are kept before GC deletes them, or 'keep'.",
+         _retention],
         ["upload-max-age", None, gc.DEFAULT_UPLOAD_MAX_AGE / 3600,
          "Hours an upload may go without a request before GC purges it.", float],
     ]
@@ -46,6 +69,12 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["metrics-listen"] = []
+        #: The arguments as given: ``--workers`` hands them to each worker.
+        self.arguments: list[str] = []
+
+    def parseOptions(self, options: Any = None) -> None:
+        self.arguments = list(options if options is not None else sys.argv[1:])
+        super().parseOptions(options)
 
     def opt_listen(self, description: str) -> None:
         """Listen on a Twisted server endpoint string (repeatable)."""
@@ -58,6 +87,7 @@ class Options(usage.Options):
         self["metrics-listen"].append(description)
 
     def postOptions(self) -> None:
+        self.apply_config_file()
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         if self["log-format"] not in LOG_FORMATS:
@@ -69,28 +99,26 @@ class Options(usage.Options):
         for name in ("gc-interval", "gc-grace", "upload-max-age"):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
-        if self["manifest-retention"] == "keep":
+        if self["manifest-retention"] == "keep":  # the default, never coerced
             self["manifest-retention"] = None
-        else:
-            try:
-                hours = float(self["manifest-retention"])
-            except ValueError:
-                raise usage.UsageError("--manifest-retention must be a number of hours or 'keep'") from None
-            if hours < 0:
-                raise usage.UsageError("--manifest-retention must not be negative")
-            self["manifest-retention"] = hours * 3600.0
 
 
-def makeService(options: Any) -> IService:
-    settings = Settings(
+def settings_from_options(options: Any) -> Settings:
+    """The registry :class:`Settings` that parsed ``twistd oci`` options describe."""
+    return Settings(
         data_dir=options["data-dir"],
         deletes_enabled=not options["disable-deletes"],
+        auth=getattr(options, "tables", {}).get("auth"),
         read_only=bool(options["read-only"]),
         gc_interval=options["gc-interval"] or None,
         gc_grace=options["gc-grace"],
         manifest_retention=options["manifest-retention"],
         upload_max_age=options["upload-max-age"] * 3600.0,
     )
+
+
+def makeService(options: Any) -> IService:
+    settings = settings_from_options(options)
     if options["workers"] > 1:
         return _worker_pool(options, settings)
     return RegistryService(
@@ -122,6 +150,7 @@ def _worker_pool(options: Any, settings: Settings) -> IService:
         raise usage.UsageError(str(error)) from None
     pool = WorkerPool(
         settings,
+        options.arguments,
         options["listen"],
         options["workers"],
         metrics_listen=options["metrics-listen"],

@@ -49,6 +49,13 @@ def _preformatted(observer: Any) -> Any:
     return observe
 
 
+def worker_settings(settings: Any, index: int) -> Any:
+    """Worker ``index``'s settings: one periodic garbage collector is enough, worker 0's."""
+    import attrs
+
+    return settings if index == 0 else attrs.evolve(settings, gc_interval=None)
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     configuration: dict[str, Any] = json.loads(arguments[0])
@@ -64,8 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
-    from txoci.service.embed import RegistryService, Settings
+    from txoci.service.embed import RegistryService
+    from txoci.service.plugin import Options, settings_from_options
     from txoci.service.workers import FAMILIES
+
+    options = Options()
+    options.parseOptions(configuration["arguments"])
 
     def adopted(role: str) -> list[Any]:
         return [
@@ -75,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
 
     service = RegistryService(
-        Settings(**configuration["settings"]),
+        worker_settings(settings_from_options(options), configuration["index"]),
         adopted("registry"),
         reactor,
         metrics_listen=adopted("metrics"),

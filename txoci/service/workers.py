@@ -145,6 +145,7 @@ class WorkerPool(LoggingService):
     def __init__(
         self,
         settings: Settings,
+        arguments: Sequence[str],
         listen: Sequence[str],
         workers: int,
         reactor: Any = None,
@@ -156,6 +157,9 @@ class WorkerPool(LoggingService):
         if workers < 2:
             raise ValueError("a worker pool needs at least two workers")
         self.settings = settings
+        #: The ``twistd oci`` arguments, which each worker parses again: the
+        #: same settings, read the same way (``--config`` included).
+        self.arguments = list(arguments)
         self.listen = list(listen)
         self.metrics_listen = list(metrics_listen)
         self.workers = workers
@@ -223,10 +227,7 @@ class WorkerPool(LoggingService):
         configuration = {
             "index": index,
             "parent": os.getpid(),
-            # One periodic garbage collector is enough for the data dir: worker 0's.
-            "settings": attrs.asdict(
-                self.settings if index == 0 else attrs.evolve(self.settings, gc_interval=None)
-            ),
+            "arguments": self.arguments,
             "sockets": sockets,
             "shutdown_timeout": self.shutdown_timeout,
         }

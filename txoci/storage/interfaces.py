@@ -223,6 +223,9 @@ class IMetadataTransaction(Interface):
     def link_blob(repository: str, digest: str) -> None:
         """Make a committed blob visible in ``repository``."""
 
+    def repositories_linking(digest: str) -> list[str]:
+        """The repositories a committed (not corrupt) blob is visible in, in byte order."""
+
     def unlink_blob(repository: str, digest: str) -> bool:
         """Hide a blob from ``repository``; False if it was not linked."""
 

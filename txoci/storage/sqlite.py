@@ -18,7 +18,8 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -227,19 +228,23 @@ def connect(path: str) -> sqlite3.Connection:
 class WriteGeneration:
     """
     A counter beside the database, shared by every process that writes it
-    (the workers of ``twistd oci --workers``, ``txoci gc``): each write
-    transaction bumps it once when it holds SQLite's write lock and once more
-    after it committed.  Readers compare it to know that nothing was written
-    since they read (see :mod:`txoci.registry.cache`).
+    (the workers of ``twistd oci --workers``, ``txoci gc``), and the lock
+    that takes writers in turn.  Each write transaction runs holding
+    :meth:`locked`, and bumps the counter once it began and once more after
+    it committed.  Readers compare the counter to know that nothing was
+    written since they read (see :mod:`txoci.registry.cache`).
 
-    The file is mapped into memory, so reading the counter (on the reactor
-    thread) is a memory read, not a system call.  Bumps take an advisory
-    ``lockf`` lock so that no increment is lost between processes.  It is not
-    made durable: after a restart every cache starts empty anyway.
+    The lock (``flock`` on this file, and a thread lock) queues writers of
+    every process: one wakes as soon as the one before it is done, where
+    SQLite's own busy handler would poll with sleeps of up to 100 ms.  The
+    file is mapped into memory, so reading the counter (on the reactor
+    thread) is a memory read, not a system call.  It is not made durable:
+    after a restart every cache starts empty anyway.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._thread_lock = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if os.fstat(self._fd).st_size < _COUNTER.size:
@@ -256,13 +261,19 @@ class WriteGeneration:
         (value,) = _COUNTER.unpack_from(self._map)
         return int(value)
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the writers' lock (blocking: run it where blocking is allowed)."""
+        with self._thread_lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
     def bump(self) -> None:
-        """Increment the counter (blocking: run it where blocking is allowed)."""
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-        try:
-            _COUNTER.pack_into(self._map, 0, (self.value + 1) % 2**64)
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        """Increment the counter; only while holding :meth:`locked`."""
+        _COUNTER.pack_into(self._map, 0, (self.value + 1) % 2**64)
 
     def close(self) -> None:
         self._map.close()
@@ -285,21 +296,23 @@ def run_write(
 ) -> Any:
     """
     Run ``work(SQLiteTransaction, *args)`` in one write transaction, committed
-    when it returns and rolled back when it raises, bumping ``generation``
-    once the write lock is held and again after the commit.
+    when it returns and rolled back when it raises, in turn with every other
+    writer of the database, bumping ``generation`` once it began and again
+    after the commit.
     """
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        generation.bump()
-        result = work(SQLiteTransaction(connection), *args)
-        connection.execute("COMMIT")
-    except BaseException:
-        # Also after a failed COMMIT: never leave the transaction open.
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    finally:
-        generation.bump()
+    with generation.locked():
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            generation.bump()
+            result = work(SQLiteTransaction(connection), *args)
+            connection.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT: never leave the transaction open.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        finally:
+            generation.bump()
     return result
 
 
@@ -379,6 +392,15 @@ class SQLiteTransaction:
             "ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at",
             (repository_id, digest),
         )
+
+    def repositories_linking(self, digest: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id "
+            "WHERE rb.digest = ? AND NOT EXISTS (SELECT 1 FROM corrupt_blobs c WHERE c.digest = rb.digest) "
+            "ORDER BY r.name",
+            (digest,),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def unlink_blob(self, repository: str, digest: str) -> bool:
         repository_id = self._repository_id(repository)

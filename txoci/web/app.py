@@ -31,6 +31,7 @@ from txoci.registry.operations import Registry
 from txoci.web import blobs, listing, manifests, uploads
 from txoci.web.accesslog import annotate
 from txoci.web.errors import render_error, render_unexpected
+from txoci.web.guard import Guard
 from txoci.web.responses import empty, json_body
 from txoci.web.site import track_handler
 
@@ -48,7 +49,7 @@ def _shielded(handler: Handler) -> Callable[..., Deferred[Any]]:
 
     @wraps(handler)
     def run(self: RegistryApp, request: IRequest, **kwargs: Any) -> Deferred[Any]:
-        inner: Deferred[Any] = ensureDeferred(handler(self.registry, request, **kwargs))
+        inner: Deferred[Any] = ensureDeferred(self.guarded(handler, request, kwargs))
         # A draining site waits for the handler, not for Klein's cancellable copy.
         track_handler(request, inner)
         outer: Deferred[Any] = Deferred()
@@ -91,23 +92,37 @@ class _AnnotatingKlein(Klein):
         return super().execute_endpoint(endpoint, request, *args, **kwargs)
 
 
+async def version_check(registry: Registry, request: IRequest) -> bytes:
+    """``GET /v2/``: the API is here (and, with authentication on, the caller is known)."""
+    return json_body(request, {})
+
+
 class RegistryApp:
-    """The distribution API over one :class:`~txoci.registry.operations.Registry`."""
+    """
+    The distribution API over one :class:`~txoci.registry.operations.Registry`.
+
+    With a :class:`~txoci.web.guard.Guard`, every route is authenticated and
+    authorized by :meth:`Guard.admit` before its handler runs.
+    """
 
     app = _AnnotatingKlein()
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, guard: Guard | None = None) -> None:
         self.registry = registry
+        self.guard = guard
 
     def resource(self) -> IResource:
         """The resource serving the tree below ``/v2``."""
         return _Utf8Only(self.app.resource())
 
+    async def guarded(self, handler: Handler, request: IRequest, arguments: dict[str, Any]) -> Any:
+        if self.guard is not None:
+            await self.guard.admit(request, handler.__name__, arguments)
+        return await handler(self.registry, request, **arguments)
+
     # end-1
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def base(self, request: IRequest) -> bytes:
-        return json_body(request, {})
+    base = app.route("/", methods=["GET", "HEAD"])(_shielded(version_check))
 
     # end-2, end-10
 
@@ -255,10 +270,15 @@ class _V2Root(Resource):
         return _NotFound().render(request)
 
 
-def root_resource(registry: Registry | None, operational: dict[bytes, IResource] | None = None) -> IResource:
+def root_resource(
+    registry: Registry | None,
+    operational: dict[bytes, IResource] | None = None,
+    guard: Guard | None = None,
+) -> IResource:
     """
     A site root serving the registry at ``/v2`` (none when ``registry`` is None)
-    and the ``operational`` resources (``{b"livez": ...}``) beside it.
+    and the ``operational`` resources (``{b"livez": ...}``) beside it; with a
+    ``guard``, the API checks every request's credentials and permissions.
     """
-    api = None if registry is None else RegistryApp(registry).resource()
+    api = None if registry is None else RegistryApp(registry, guard).resource()
     return _V2Root(api, operational)

@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from txoci.registry.errors import RegistryError
+from txoci.web.accesslog import logged_path
 
 log = Logger()
 
@@ -30,9 +31,10 @@ def render_error(request: IRequest, error: RegistryError) -> bytes:
 
 
 def render_unexpected(request: IRequest, failure: Failure) -> bytes:
-    """A bug: log it with its traceback, answer 500 without one."""
+    """A bug: log it with its traceback (and the path, secrets redacted), answer 500 without one."""
+    uri = request.uri.decode("utf-8", "replace") if isinstance(request.uri, bytes) else str(request.uri)
     log.failure("unexpected error handling {method} {uri}", failure,
-                method=request.method, uri=request.uri)
+                method=request.method, uri=logged_path(uri))
     error = RegistryError("internal error", status=500)
     error.code = "UNKNOWN"  # type: ignore[misc]
     return render_error(request, error)

@@ -7,6 +7,7 @@ from twisted.web.iweb import IRequest
 from txoci.registry import mediatypes as mt
 from txoci.registry.digest import Digest
 from txoci.registry.operations import Page, Registry
+from txoci.web.guard import access_of
 from txoci.web.headers import MAX_PAGE, next_link, parse_page_size
 from txoci.web.responses import API_ROOT, json_body, query_value
 
@@ -30,7 +31,9 @@ async def list_tags(registry: Registry, request: IRequest, name: str) -> bytes:
 
 async def catalog(registry: Registry, request: IRequest) -> bytes:
     n, last = _page_request(request)
-    page = await registry.catalog(MAX_PAGE if n is None else n, last)
+    access = access_of(request)
+    visible = access.catalog_visible if access.restricted else None
+    page = await registry.catalog(MAX_PAGE if n is None else n, last, visible)
     path = f"{API_ROOT}/_catalog"
     return json_body(request, {"repositories": page.items}, headers=_page_headers(path, n, page))
 

@@ -6,6 +6,7 @@ import json
 
 from twisted.web.iweb import IRequest
 
+from txoci.auth.policy import Action
 from txoci.registry import mediatypes as mt
 from txoci.registry.digest import Digest
 from txoci.registry.errors import ManifestUnknown
@@ -13,6 +14,7 @@ from txoci.registry.names import Reference
 from txoci.registry.operations import Registry
 from txoci.storage.interfaces import ManifestRecord
 from txoci.web.body import read_body
+from txoci.web.guard import access_of
 from txoci.web.headers import accepted_types
 from txoci.web.responses import empty, header, manifest_location, query_values, raw_body
 
@@ -79,7 +81,8 @@ async def put_manifest(registry: Registry, request: IRequest, name: str, referen
     body = await read_body(request, registry.config.max_manifest_size)
     extra_tags = query_values(request, "tag")
     result = await registry.put_manifest(
-        name, reference, header(request, "content-type"), body, extra_tags
+        name, reference, header(request, "content-type"), body, extra_tags,
+        allow_tag_move=access_of(request).may(name, Action.UPDATE),
     )
     headers = {
         "Location": manifest_location(name, result.digest),

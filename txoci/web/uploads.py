@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from twisted.web.iweb import IRequest
 
+from txoci.auth.policy import Action
 from txoci.registry.digest import Digest
 from txoci.registry.errors import BlobUploadInvalid
 from txoci.registry.operations import BlobInfo, Registry, UploadStatus, upload_range
 from txoci.web.body import body_source, has_body
+from txoci.web.guard import access_of
 from txoci.web.headers import parse_upload_range
 from txoci.web.responses import blob_location, empty, header, query_value, upload_location
 
@@ -43,9 +45,14 @@ async def start_upload(registry: Registry, request: IRequest, name: str) -> byte
     mount = query_value(request, "mount")
     digest_text = query_value(request, "digest")
     if mount is not None:
-        info = await registry.mount_blob(name, Digest.parse(mount), query_value(request, "from"))
-        if info is not None:
-            return _created(request, name, info)
+        source = query_value(request, "from")
+        access = access_of(request)
+        # A mount needs read on its source; without it, quietly a normal upload.
+        if source is None or access.may(source, Action.READ):
+            readable = access.readable_by_identity if access.restricted and source is None else None
+            info = await registry.mount_blob(name, Digest.parse(mount), source, readable)
+            if info is not None:
+                return _created(request, name, info)
     elif digest_text is not None:
         info = await registry.monolithic_upload(name, Digest.parse(digest_text), body_source(request))
         return _created(request, name, info)
