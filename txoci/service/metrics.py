@@ -122,8 +122,8 @@ class RegistryMetrics:
             registry=registry,
         )
         self.gc_reclaimed = Counter(
-            "txoci_gc_reclaimed", "Things garbage collection removed, by kind (blob, "
-            "orphan-blob-file, manifest, upload, orphan-upload-file).", ["kind"], registry=registry,
+            "txoci_gc_reclaimed", "Things garbage collection removed, by kind (manifest, link, "
+            "blob, orphan-blob-file, upload, orphan-upload-file).", ["kind"], registry=registry,
         )
         self.gc_reclaimed_bytes = Counter(
             "txoci_gc_reclaimed_bytes", "Bytes garbage collection freed, by kind.", ["kind"],
