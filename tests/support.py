@@ -50,14 +50,14 @@ class RegistryTestCase(TestCase):
         """The ``[auth]`` settings to serve with (an open registry by default)."""
         return None
 
-    def settings(self) -> Settings:
+    def registry_settings(self) -> Settings:
         """The settings each test's registry is opened with (no periodic GC)."""
         return Settings(data_dir=self.data_dir, deletes_enabled=self.deletes_enabled,
                         auth=self.auth_settings(), gc_interval=None)
 
     async def open_server(self) -> None:
         """Open the registry on ``self.data_dir`` and listen on a fresh port."""
-        self.opened: OpenRegistry = await open_registry(self.settings(), reactor)
+        self.opened: OpenRegistry = await open_registry(self.registry_settings(), reactor)
         site = Site(self.opened.resource()) if self.plain_site else self.opened.site()
         self.port: IListeningPort = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"

@@ -36,9 +36,9 @@ SHARED = [bytes([n]) * (50_000 + n) for n in range(3)]
 class GCRaceTests(RegistryTestCase):
     timeout = 120
 
-    def settings(self) -> Settings:
+    def registry_settings(self) -> Settings:
         # The service's own collector, every 50 ms.
-        return attrs.evolve(super().settings(), gc_interval=0.05, gc_grace=GRACE)
+        return attrs.evolve(super().registry_settings(), gc_interval=0.05, gc_grace=GRACE)
 
     async def test_no_push_or_pull_fails_because_of_gc(self) -> None:
         stop = threading.Event()

@@ -33,9 +33,9 @@ class GCTestCase(RegistryTestCase):
     retention: float | None = None
     read_only = False
 
-    def settings(self) -> Settings:
+    def registry_settings(self) -> Settings:
         return attrs.evolve(
-            super().settings(), gc_grace=self.grace, manifest_retention=self.retention,
+            super().registry_settings(), gc_grace=self.grace, manifest_retention=self.retention,
             read_only=self.read_only,
         )
 
@@ -232,8 +232,8 @@ class ManifestsKeptByDefaultTests(GCTestCase):
 
 
 class UploadPurgeTests(GCTestCase):
-    def settings(self) -> Settings:
-        return attrs.evolve(super().settings(), upload_max_age=0.0)
+    def registry_settings(self) -> Settings:
+        return attrs.evolve(super().registry_settings(), upload_max_age=0.0)
 
     async def start_upload(self, repository: str) -> str:
         response, body = await self.request("POST", f"/v2/{repository}/blobs/uploads/")
