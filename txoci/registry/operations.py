@@ -163,6 +163,7 @@ class Registry:
         #: Blobs found corrupt by this process; the metadata marks them too
         #: (except in read-only mode), this also covers a failed marking.
         self._corrupt: set[str] = set()
+        self._closed = False
         self._lookups = LookupCache(clock, lambda: metadata.generation, config.lookup_cache_ttl)
 
     # Helpers
@@ -387,6 +388,11 @@ class Registry:
             # Already forgotten (a failed flush, or the registry closed
             # while this request ran): no writer left to time out.
             return
+        if self._closed:
+            # The registry closed while this request opened its writer: no
+            # timer may outlive it.
+            Deferred.fromCoroutine(self._forget(upload_id))
+            return
 
         def close_if_idle() -> None:
             if self._active.get(upload_id) is active and not active.busy:
@@ -532,6 +538,7 @@ class Registry:
 
     async def close(self) -> None:
         """Release every open upload writer (their sessions stay resumable)."""
+        self._closed = True
         for upload_id in list(self._active):
             await self._forget(upload_id)
 
