@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
@@ -64,6 +64,40 @@ class LookupCacheTests(TestCase):
             await self.cache.get(index, lambda: self.lookup(b"z" * 99), len)
         self.assertLessEqual(self.cache._bytes, 1600)
         self.assertEqual(self.calls, 20)
+
+    async def test_concurrent_misses_share_one_lookup(self) -> None:
+        pending: Deferred[object] = Deferred()
+        first = Deferred.fromCoroutine(self.cache.get("k", lambda: pending))
+        second = Deferred.fromCoroutine(self.cache.get("k", lambda: self.lookup("second")))
+        pending.callback("shared")
+        self.assertEqual((await first, await second), ("shared", "shared"))
+        self.assertEqual(self.calls, 0)
+
+    async def test_a_miss_after_a_write_does_not_share_a_lookup_started_before_it(self) -> None:
+        pending: Deferred[object] = Deferred()
+        first = Deferred.fromCoroutine(self.cache.get("k", lambda: pending))
+        self.generation += 1
+        self.assertEqual(await self.cache.get("k", lambda: self.lookup("fresh")), "fresh")
+        pending.callback("maybe stale")
+        self.assertEqual(await first, "maybe stale")
+
+    async def test_a_failed_lookup_fails_every_request_that_shared_it(self) -> None:
+        pending: Deferred[object] = Deferred()
+        first = Deferred.fromCoroutine(self.cache.get("k", lambda: pending))
+        second = Deferred.fromCoroutine(self.cache.get("k", lambda: self.lookup("unused")))
+        pending.errback(KeyError("gone"))
+        self.failureResultOf(first, KeyError)
+        self.failureResultOf(second, KeyError)
+        self.assertEqual(self.calls, 0)
+
+    async def test_waiters_look_up_themselves_when_the_shared_lookup_is_cancelled(self) -> None:
+        pending: Deferred[object] = Deferred()
+        first = Deferred.fromCoroutine(self.cache.get("k", lambda: pending))
+        second = Deferred.fromCoroutine(self.cache.get("k", lambda: self.lookup("own")))
+        first.cancel()
+        self.failureResultOf(first, CancelledError)
+        self.assertEqual(await second, "own")
+        self.assertEqual(self.calls, 1)
 
 
 class OtherProcessWriteTests(RegistryTestCase):

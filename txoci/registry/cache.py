@@ -17,8 +17,15 @@ committed:
   process) invalidates everything at once, before its client is answered.
 
 Readers therefore see every write as soon as it was acknowledged, exactly as
-without the cache.  Entries also expire after ``ttl`` seconds: a bound on
-staleness should a writer die between its commit and its second bump.
+without the cache.
+
+Concurrent misses on one key share a single lookup, provided the generation
+is still the one that lookup started at (so nothing was written since it
+began): when a hot entry expires under load, one query goes to the database
+instead of one per waiting request.
+
+Entries also expire after ``ttl`` seconds: a bound on staleness should a
+writer die between its commit and its second bump.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 T = TypeVar("T")
 
@@ -35,6 +44,9 @@ T = TypeVar("T")
 MAX_ENTRIES = 20_000
 #: Bytes of cached values (manifest bodies) kept at most.
 MAX_BYTES = 64 * 1024 * 1024
+
+#: What the waiters of a lookup get when the request running it was cancelled.
+_CANCELLED = object()
 
 
 class LookupCache:
@@ -58,6 +70,8 @@ class LookupCache:
         self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._bytes = 0
         self._entries_generation = -1
+        #: key -> (generation it started at, requests waiting for it) of lookups in flight.
+        self._in_flight: dict[Hashable, tuple[int, list[Deferred[Any]]]] = {}
 
     def _clear(self) -> None:
         self._entries.clear()
@@ -82,7 +96,34 @@ class LookupCache:
         if entry is not None and entry[0] > now:
             value: T = entry[1]
             return value
-        value = await lookup()
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None and in_flight[0] == generation:
+            waiter: Deferred[Any] = Deferred()
+            in_flight[1].append(waiter)
+            shared = await waiter
+            if shared is _CANCELLED:
+                # The request that ran the lookup went away; its waiters did not.
+                return await self.get(key, lookup, size)
+            result: T = shared
+            return result
+        waiters: list[Deferred[Any]] = []
+        self._in_flight[key] = (generation, waiters)
+        try:
+            value = await lookup()
+        except CancelledError:
+            self._landed(key, waiters)
+            for waiter in waiters:
+                waiter.callback(_CANCELLED)
+            raise
+        except BaseException:
+            failure = Failure()
+            self._landed(key, waiters)
+            for waiter in waiters:
+                waiter.errback(failure)
+            raise
+        self._landed(key, waiters)
+        for waiter in waiters:
+            waiter.callback(value)
         cost = size(value)
         if self._generation() != generation or cost > self._max_bytes // 16:
             return value
@@ -91,3 +132,9 @@ class LookupCache:
         self._entries[key] = (now + self.ttl, value)
         self._bytes += cost
         return value
+
+    def _landed(self, key: Hashable, waiters: list[Deferred[Any]]) -> None:
+        """The lookup with ``waiters`` finished: later misses start their own."""
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None and in_flight[1] is waiters:
+            del self._in_flight[key]
