@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from typing import Any
 
 from twisted.internet import reactor
@@ -173,6 +174,85 @@ class TransactionTests(SQLiteTestCase):
 
         await self.assertFailure(self.transact(work), sqlite3.IntegrityError)
         self.assertIsNone(await self.transact(lambda tx: tx.blob_size(d(1))))
+
+
+class GroupCommitTests(SQLiteTestCase):
+    """Writes that queue while the writer thread is busy share one transaction."""
+
+    def occupy_writer(self) -> tuple[Deferred[Any], threading.Event]:
+        """A write that holds the writer thread until the returned event is set."""
+        started, release = threading.Event(), threading.Event()
+
+        def hold(tx: Any) -> None:
+            started.set()
+            release.wait(10)
+
+        holding = self.transact(hold)
+        self.assertTrue(started.wait(10))
+        return holding, release
+
+    async def test_writes_queued_behind_a_busy_writer_commit_together(self) -> None:
+        before = self.store.generation
+        holding, release = self.occupy_writer()
+        queued = [self.transact(lambda tx, n=n: tx.add_blob(d(n), n)) for n in range(1, 6)]
+        release.set()
+        await holding
+        for each in queued:
+            await each
+        # Each transaction bumps the generation twice: two transactions, not six.
+        self.assertEqual(self.store.generation - before, 4)
+        sizes = await self.store.read(lambda tx: [tx.blob_size(d(n)) for n in range(1, 6)])
+        self.assertEqual(sizes, [1, 2, 3, 4, 5])
+
+    async def test_a_write_that_raises_is_rolled_back_alone(self) -> None:
+        def add_then_fail(tx: Any) -> None:
+            tx.add_blob(d(2), 2)
+            tx.set_tag("repo", "latest", d(99))  # No such manifest: IntegrityError.
+
+        holding, release = self.occupy_writer()
+        first = self.transact(lambda tx: tx.add_blob(d(1), 1))
+        failing = self.transact(add_then_fail)
+        last = self.transact(lambda tx: tx.add_blob(d(3), 3))
+        release.set()
+        await holding
+        await first
+        await self.assertFailure(failing, sqlite3.IntegrityError)
+        await last
+        sizes = await self.store.read(lambda tx: [tx.blob_size(d(n)) for n in (1, 2, 3)])
+        self.assertEqual(sizes, [1, None, 3])
+
+    async def test_when_the_transaction_is_lost_every_write_of_the_group_fails(self) -> None:
+        class Lost(Exception):
+            pass
+
+        def lose_transaction(tx: Any) -> None:
+            # What SQLite does on some errors (a full disk, an I/O error): it
+            # undoes the whole transaction, the writes before this one too.
+            tx._db.execute("ROLLBACK")
+            raise Lost()
+
+        holding, release = self.occupy_writer()
+        first = self.transact(lambda tx: tx.add_blob(d(1), 1))
+        losing = self.transact(lose_transaction)
+        release.set()
+        await holding
+        await self.assertFailure(first, Lost)
+        await self.assertFailure(losing, Lost)
+        self.assertIsNone(await self.store.read(lambda tx: tx.blob_size(d(1))))
+        # The next write starts a transaction of its own.
+        await self.transact(lambda tx: tx.add_blob(d(2), 2))
+        self.assertEqual(await self.store.read(lambda tx: tx.blob_size(d(2))), 2)
+
+    async def test_a_group_holds_at_most_the_limit_of_writes(self) -> None:
+        before = self.store.generation
+        holding, release = self.occupy_writer()
+        count = sqlite.GROUP_COMMIT_LIMIT + 1
+        queued = [self.transact(lambda tx, n=n: tx.add_blob(d(n), n)) for n in range(count)]
+        release.set()
+        await holding
+        for each in queued:
+            await each
+        self.assertEqual(self.store.generation - before, 2 * 3)
 
 
 class BlobTests(SQLiteTestCase):

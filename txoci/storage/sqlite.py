@@ -18,13 +18,15 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -288,23 +290,41 @@ def generation_path(database_path: str) -> str:
     return database_path + "-generation"
 
 
-def run_write(
+def run_writes(
     connection: sqlite3.Connection,
     generation: WriteGeneration,
-    work: Callable[..., Any],
-    *args: Any,
-) -> Any:
+    works: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+) -> list[Any]:
     """
-    Run ``work(SQLiteTransaction, *args)`` in one write transaction, committed
-    when it returns and rolled back when it raises, in turn with every other
-    writer of the database, bumping ``generation`` once it began and again
-    after the commit.
+    Run each ``work(SQLiteTransaction, *args)`` of ``works``, in order, in
+    one write transaction (a group commit: one fsync for all of them), in
+    turn with every other writer of the database, bumping ``generation`` once
+    it began and again after the commit.
+
+    Each work runs in a savepoint of its own, so one that raises is rolled
+    back alone: its outcome is a :class:`Failure`, and the others' changes
+    are committed.  The outcomes come back in the order of ``works`` (a work
+    itself never returns a Failure).  If the transaction as a whole fails
+    (its COMMIT, or SQLite undoing it all on a full disk or an I/O error),
+    this raises and nothing is committed.
     """
+    outcomes: list[Any] = []
     with generation.locked():
         connection.execute("BEGIN IMMEDIATE")
         try:
             generation.bump()
-            result = work(SQLiteTransaction(connection), *args)
+            for work, args in works:
+                connection.execute("SAVEPOINT work")
+                try:
+                    outcome = work(SQLiteTransaction(connection), *args)
+                except Exception:
+                    outcome = Failure()
+                    if not connection.in_transaction:
+                        # SQLite undid the whole transaction: the works before this one too.
+                        raise
+                    connection.execute("ROLLBACK TO work")
+                connection.execute("RELEASE work")
+                outcomes.append(outcome)
             connection.execute("COMMIT")
         except BaseException:
             # Also after a failed COMMIT: never leave the transaction open.
@@ -313,7 +333,24 @@ def run_write(
             raise
         finally:
             generation.bump()
-    return result
+    return outcomes
+
+
+def run_write(
+    connection: sqlite3.Connection,
+    generation: WriteGeneration,
+    work: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """
+    Run ``work(SQLiteTransaction, *args)`` in one write transaction (see
+    :func:`run_writes`): its changes are committed when it returns and
+    rolled back when it raises.
+    """
+    (outcome,) = run_writes(connection, generation, [(work, args)])
+    if isinstance(outcome, Failure):
+        outcome.raiseException()
+    return outcome
 
 
 @implementer(IMetadataTransaction)
@@ -568,8 +605,28 @@ class SQLiteTransaction:
 #: SQLite's result code for a full disk (``database or disk is full``).
 _SQLITE_FULL = 13
 
+
+def _storage_failure(outcome: Any) -> Any:
+    """A failure of SQLite for lack of space as :class:`StorageFull`; anything else as it is."""
+    if isinstance(outcome, Failure) and isinstance(outcome.value, sqlite3.OperationalError):
+        if getattr(outcome.value, "sqlite_errorcode", None) == _SQLITE_FULL:
+            full = StorageFull("the registry has no space left for its metadata")
+            full.__cause__ = outcome.value
+            return Failure(full)
+    return outcome
+
+
+def _settle(result: Deferred[Any], outcome: Any) -> None:
+    if isinstance(outcome, Failure):
+        result.errback(outcome)
+    else:
+        result.callback(outcome)
+
 #: Threads (each with its own connection) for read-only transactions.
 READ_THREADS = 2
+
+#: Writes that share one transaction at most (see :meth:`SQLiteMetadataStore.transact`).
+GROUP_COMMIT_LIMIT = 64
 
 
 @implementer(IMetadataStore)
@@ -579,6 +636,10 @@ class SQLiteMetadataStore:
     one connection; reads run on a small pool of their own connections, so
     a lookup never waits behind a write's fsync (WAL gives each read
     transaction a consistent snapshot of what was committed before it began).
+
+    Writes that queue while the writer thread is busy are committed together
+    (a group commit): under concurrent pushes one fsync serves many writes,
+    and still none is answered before the commit that made it durable.
     """
 
     def __init__(self, path: str, reactor: IReactorFromThreads) -> None:
@@ -591,6 +652,8 @@ class SQLiteMetadataStore:
         self._read_connections_lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._generation: WriteGeneration | None = None
+        #: Writes not yet taken by the writer thread: (work, args, result).
+        self._queued: deque[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any]]] = deque()
 
     def start(self) -> Deferred[None]:
         """Start the store's thread and open (and migrate) the database."""
@@ -602,20 +665,31 @@ class SQLiteMetadataStore:
 
         return deferToThreadPool(self._reactor, self._pool, open_database)
 
-    def _run(self, work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        connection = self._connection
-        if connection is None:
-            raise RuntimeError("the metadata store is closed")
-        assert self._generation is not None
+    def _write_queued(self) -> None:
+        """On the writer thread: commit the writes queued so far, together."""
+        batch: list[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any]]] = []
+        while len(batch) < GROUP_COMMIT_LIMIT:
+            try:
+                batch.append(self._queued.popleft())
+            except IndexError:
+                break
+        if not batch:
+            return  # An earlier call took them: each transact() schedules one call.
         try:
-            return run_write(connection, self._generation, work, *args)
-        except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL:
-                raise StorageFull("the registry has no space left for its metadata") from error
-            raise
+            if self._connection is None:
+                raise RuntimeError("the metadata store is closed")
+            assert self._generation is not None
+            outcomes = run_writes(self._connection, self._generation, [(w, a) for w, a, _ in batch])
+        except Exception:
+            outcomes = [Failure()] * len(batch)
+        for (_, _, result), outcome in zip(batch, outcomes, strict=True):
+            self._reactor.callFromThread(_settle, result, _storage_failure(outcome))
 
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._pool, self._run, work, args)
+        result: Deferred[Any] = Deferred()
+        self._queued.append((work, args, result))
+        self._pool.callInThread(self._write_queued)
+        return result
 
     @property
     def generation(self) -> int:
