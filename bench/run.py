@@ -76,6 +76,8 @@ class Sizes:
     clients: int = 50
     client_blob: int = 16 * MiB
     sha_bytes: int = GiB
+    #: Only cases 1, 2 and 6 (``--blobs-only``).
+    blobs_only: bool = False
 
 
 QUICK = Sizes(
@@ -1142,9 +1144,10 @@ class Bench:
             view.release()
             mapped.close()
             (self.workdir / "blob.bin").unlink()
-        self.case_small()
-        self.case_growth()
-        self.case_concurrency()
+        if not self.sizes.blobs_only:
+            self.case_small()
+            self.case_growth()
+            self.case_concurrency()
         rate = self.sha256_rate()
         for server in self.servers:
             sha.add(server.name, rate)
@@ -1251,7 +1254,8 @@ def write_results(results: Results, sizes: Sizes, machine: dict[str, Any], elaps
     }
     (BENCH / f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
     lines = [
-        f"# txoci vs Distribution ({sizes.rounds} round(s), {elapsed / 60:.1f} min)",
+        f"# txoci vs Distribution ({sizes.rounds} round(s), {elapsed / 60:.1f} min, "
+        f"{fmt(sizes.blob / MiB)} MiB blob{', blob cases only' if sizes.blobs_only else ''})",
         "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
         f"data on `{machine['disk']}`.  {', '.join(f'{k} {v}' for k, v in machine['versions'].items())}.",
@@ -1382,11 +1386,18 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     parser.add_argument("--workers", type=int, default=1,
                         help="run txoci with --workers N (default 1: one process)")
+    parser.add_argument("--blob-mib", type=int,
+                        help="size of the pushed and pulled blob in MiB (default 1024), to check flat memory")
+    parser.add_argument("--blobs-only", action="store_true",
+                        help="only the ceilings, the pushes and the pull (cases 1, 2 and 6)")
     options = parser.parse_args()
     check_tools()
     sizes = Sizes(**QUICK.__dict__) if options.quick else Sizes()
     if options.rounds:
         sizes.rounds = max(1, options.rounds)
+    if options.blob_mib:
+        sizes.blob = max(sizes.patch_chunks, options.blob_mib) * MiB
+    sizes.blobs_only = options.blobs_only
     Txoci.workers = options.workers
     workdir = work_directory()
     log(f"work dir {workdir}")
@@ -1418,6 +1429,10 @@ def main() -> int:
         stem = "results-quick" if options.quick else "results"
         if options.workers > 1:
             stem += f"-workers{options.workers}"
+        if options.blob_mib:
+            stem += f"-blob{sizes.blob // MiB}mib"
+        if options.blobs_only:
+            stem += "-blobs"
         write_results(bench.results, sizes, machine, elapsed, stem)
         log("")
         log(markdown_table(bench.results))
