@@ -418,6 +418,8 @@ class Txoci(Server):
             sys.executable, "-c", TWISTD_BOOT, "-n", "--pidfile=", "--logger=_txoci_bench_log.observer",
             "oci", "--data-dir", str(self.data_dir), "--listen", f"tcp:{self.port}:interface={HOST}",
             "--workers", str(self.workers),
+            # As Distribution's ``log.accesslog.disabled: true`` below.
+            "--disable-access-log",
         ]
 
 
@@ -1362,16 +1364,29 @@ def profile(sizes: Sizes, workdir: Path) -> None:
         log(summarize_profile(raw))
         bench.setup_small()
         seconds = max(5.0, sizes.wrk_seconds)
-        raw = out_dir / "get-manifest-c32.txt"
-        spy = subprocess.Popen([py_spy, "record", "-f", "raw", "--threads", "-r", "200", "-o", str(raw),
-                                "-d", str(int(seconds)), "-p", str(server.pid)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.5)
         bench.sizes = Sizes(**{**sizes.__dict__, "wrk_seconds": seconds})
-        data = bench.wrk(server, "", "/v2/bench/small/manifests/latest", 32, ["p"], {"Accept": ACCEPT})
-        log(f"GET manifest c=32 under py-spy: {data['requests'] / (data['duration_us'] / 1e6):.0f} req/s")
-        spy.wait(60)
-        log(summarize_profile(raw))
+        layer = bench.small["layer"][0]
+        template = manifest_body(bench.small["config"], bench.small["layer"], "NOTE").decode()
+        loads: list[tuple[str, str, Callable[[], dict[str, float]]]] = [
+            ("head-blob-c32", "HEAD blob c=32",
+             lambda: bench.hey(server, "HEAD", f"/v2/bench/small/blobs/{layer}", 32)),
+            ("get-manifest-c32", "GET manifest c=32",
+             lambda: bench.wrk(server, "", "/v2/bench/small/manifests/latest", 32, ["p"],
+                               {"Accept": ACCEPT})),
+            ("put-manifest-c32", "PUT manifest c=32",
+             lambda: bench.wrk(server, WRK_PUT.replace("TEMPLATE", json.dumps(template)),
+                               "/v2/bench/put/manifests/", 32, ["profile"])),
+        ]
+        for name, label, load in loads:
+            raw = out_dir / f"{name}.txt"
+            spy = subprocess.Popen([py_spy, "record", "-f", "raw", "--threads", "-r", "200", "-o", str(raw),
+                                    "-d", str(int(seconds)), "-p", str(server.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+            data = load()
+            log(f"{label} under py-spy: {data['requests'] / (data['duration_us'] / 1e6):.0f} req/s")
+            spy.wait(60)
+            log(summarize_profile(raw))
     finally:
         server.stop()
 

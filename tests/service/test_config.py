@@ -48,7 +48,7 @@ class ConfigOptionsTests(SynchronousTestCase):
             {"data-dir": "parameter", "log-format": "parameter", "shutdown-timeout": "parameter",
              "workers": "parameter", "gc-interval": "parameter", "gc-grace": "parameter",
              "manifest-retention": "parameter", "upload-max-age": "parameter",
-             "disable-deletes": "flag", "read-only": "flag",
+             "disable-deletes": "flag", "disable-access-log": "flag", "read-only": "flag",
              "listen": "repeatable", "metrics-listen": "repeatable"},
         )
 

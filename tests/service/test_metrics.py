@@ -81,6 +81,14 @@ class MetricsEndpointTests(RegistryTestCase):
         self.assertEqual(value(families, "txoci_http_requests_total", route="(unmatched)",
                                method="GET", status="404"), 3.0)
 
+    async def test_unknown_methods_share_one_method_label(self) -> None:
+        for method in ("BREW", "WHEN", "PROPFIND"):
+            await self.request(method, "/v2/")
+        families = await self.scrape()
+        self.assertEqual(value(families, "txoci_http_requests_total", route="(unmatched)",
+                               method="OTHER", status="405"), 3.0)
+        self.assertNotIn("BREW", self.text)
+
     async def test_two_registries_in_one_process_count_apart(self) -> None:
         other = await open_registry(Settings(data_dir=os.path.abspath(self.mktemp())), reactor)
         self.addCleanup(other.close)

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+import attrs
 from twisted.application.service import Application
 from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent, globalLogPublisher
 from twisted.python import usage
@@ -15,6 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.support import RegistryTestCase, sha256
 from txoci.service import plugin
+from txoci.service.embed import Settings
 from txoci.service.logs import twistd_json_observer
 from txoci.web.accesslog import event_as_json_line
 
@@ -99,6 +101,21 @@ class AccessLogTests(RegistryTestCase):
         self.assertIn('"GET /v2/" 200', text)
         self.assertIn("route=/v2/", text)
         self.assertNotIn("\n", text)
+
+
+class DisabledAccessLogTests(RegistryTestCase):
+    def registry_settings(self) -> Settings:
+        return attrs.evolve(super().registry_settings(), access_log=False)
+
+    async def test_no_access_event_but_the_request_is_still_counted(self) -> None:
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        response, _ = await self.request("GET", "/v2/")
+        self.assertEqual(response.code, 200)
+        self.assertEqual([e for e in events if e.get("log_namespace") == "txoci.access"], [])
+        _, text = await self.request("GET", "/metrics")
+        self.assertIn(b'route="/v2/"', text)
 
 
 class JsonLogTests(TestCase):

@@ -81,6 +81,8 @@ class Settings:
     manifest_retention: float | None = None
     #: Seconds an upload session may go without a request before GC purges it.
     upload_max_age: float = gc.DEFAULT_UPLOAD_MAX_AGE
+    #: Emit one ``txoci.access`` log event per request; metrics count requests either way.
+    access_log: bool = True
 
     def registry_config(self) -> RegistryConfig:
         return RegistryConfig(
@@ -109,6 +111,7 @@ class OpenRegistry:
         auth: AuthSettings | None = None,
         gc_policy: gc.Policy | None = None,
         gc_interval: float | None = None,
+        access_log: bool = True,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -118,6 +121,8 @@ class OpenRegistry:
         self._metadata = metadata
         self._pool = pool
         self._reactor = reactor
+        #: Whether :meth:`site` logs one ``txoci.access`` event per request.
+        self.access_log = access_log
         data_dir = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(metadata.path))
         #: The readiness checks behind ``/readyz``.
         self.health = HealthChecker(metadata, data_dir, reactor)
@@ -180,7 +185,7 @@ class OpenRegistry:
         site = streaming_site(
             self.resource() if resource is None else resource,
             site_class=RegistrySite,
-            observers=[AccessLog(), self.metrics.observe],
+            observers=[*([AccessLog()] if self.access_log else []), self.metrics.observe],
             clock=self._reactor,
             **kwargs,
         )
@@ -217,6 +222,7 @@ async def open_registry(settings: Settings, reactor: Any = None) -> OpenRegistry
     opened = OpenRegistry(
         registry, metadata, pool, settings.data_dir, reactor, settings.auth,
         gc_policy=settings.gc_policy(), gc_interval=settings.gc_interval,
+        access_log=settings.access_log,
     )
     opened.gc.start()
     return opened

@@ -23,7 +23,7 @@ gauges show the most recent figure any worker read.
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -45,6 +45,10 @@ LATENCY_BUCKETS = (
 )
 #: The ``status`` label of a request whose client went away before the answer.
 ABORTED = "aborted"
+#: Methods counted by name; any other (a client may send anything) counts as :data:`OTHER_METHOD`,
+#: so the labels of the request metrics stay a small, fixed set.
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: Set (by the worker pool) to share the metrics of several processes.
@@ -76,6 +80,9 @@ class RegistryMetrics:
         self.cache_seconds = cache_seconds
         self._stats_at: float | None = None
         self._waiters: list[Deferred[None]] | None = None
+        #: The request metrics' children by (route, method, status): ``labels()`` is
+        #: costly enough to show in a profile of small requests.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
         registry = self.registry = CollectorRegistry()
         request_labels = ["route", "method"]
         self.requests = Counter(
@@ -156,13 +163,24 @@ class RegistryMetrics:
     def observe(self, record: RequestRecord) -> None:
         """Count one finished (or cut off) request; an observer of the site."""
         route = record.route or UNMATCHED
+        method = record.method if record.method in COUNTED_METHODS else OTHER_METHOD
         status = ABORTED if record.status is None else str(record.status)
-        self.requests.labels(route, record.method, status).inc()
-        self.latency.labels(route, record.method).observe(record.duration)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(route, method, status),
+                self.latency.labels(route, method),
+                self.received.labels(route, method),
+                self.sent.labels(route, method),
+            )
+        requests, latency, received, sent = children
+        requests.inc()
+        latency.observe(record.duration)
         if record.bytes_in:
-            self.received.labels(route, record.method).inc(record.bytes_in)
+            received.inc(record.bytes_in)
         if record.bytes_out:
-            self.sent.labels(route, record.method).inc(record.bytes_out)
+            sent.inc(record.bytes_out)
 
     __call__ = observe
 

@@ -61,6 +61,7 @@ class Options(ConfigFileOptions):
     ]
     optFlags = [
         ["disable-deletes", None, "Refuse deletes of manifests, tags and blobs with 405 UNSUPPORTED."],
+        ["disable-access-log", None, "Log no line per request (the metrics still count every request)."],
         ["read-only", None, "Refuse every write (pushes, deletes) with 405 UNSUPPORTED; reads go on. "
          "No garbage collection runs."],
     ]
@@ -114,6 +115,7 @@ def settings_from_options(options: Any) -> Settings:
         gc_grace=options["gc-grace"],
         manifest_retention=options["manifest-retention"],
         upload_max_age=options["upload-max-age"] * 3600.0,
+        access_log=not options["disable-access-log"],
     )
 
 
