@@ -28,6 +28,19 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def image_manifest(config: bytes, layers: list[bytes], **extra: Any) -> bytes:
+    """The body of an OCI image manifest of ``config`` and ``layers`` (with ``extra`` fields)."""
+    return json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256(layer), "size": len(layer)} for layer in layers],
+        **extra,
+    }).encode()
+
+
 def sha512(data: bytes) -> str:
     return "sha512:" + hashlib.sha512(data).hexdigest()
 
@@ -104,23 +117,9 @@ class RegistryTestCase(TestCase):
     ) -> tuple[str, bytes]:
         """Push a config, ``layers`` and an OCI manifest; return (digest, manifest bytes)."""
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-        config_digest = await self.push_blob(repository, config)
-        descriptors = []
-        for layer in layers:
-            descriptors.append({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": await self.push_blob(repository, layer),
-                "size": len(layer),
-            })
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": config_digest, "size": len(config)},
-            "layers": descriptors,
-            **extra,
-        }
-        body = json.dumps(manifest).encode()
+        for blob in [config, *layers]:
+            await self.push_blob(repository, blob)
+        body = image_manifest(config, layers, **extra)
         digest = sha256(body)
         response, answer = await self.request(
             "PUT", f"/v2/{repository}/manifests/{tag or digest}", data=body,

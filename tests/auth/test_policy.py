@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.auth.fixtures import ACCESS
 from txoci.auth.cred import ANONYMOUS_USER, RegistryUser
 from txoci.auth.policy import Action, Pattern, Policy, PolicyError, Subject, glob_matches
 from txoci.registry.errors import NameInvalid
@@ -15,25 +16,13 @@ from txoci.registry.names import validate_name
 
 quick = settings(max_examples=200, deadline=None)
 
-#: The acceptance policy of issue 5: an admin, a read-only user, a team with push on team/**,
-#: anonymous read on public/**.
+#: The acceptance policy of issue 5 (an admin, a read-only user, a team with push on team/**,
+#: anonymous read on public/**), and a repository where the team may only read.
 CONFIG = {
-    "groups": {"team": {"users": ["carol", "dave"]}},
-    "adminPolicy": {"users": ["admin"]},
+    **ACCESS,
     "repositories": {
-        "**": {
-            "policies": [
-                {"users": ["reader"], "actions": ["read"]},
-                {"users": ["ci"], "actions": ["read", "create"]},
-            ],
-        },
-        "team/**": {
-            "policies": [{"groups": ["team"], "actions": ["read", "create", "update", "delete"]}],
-        },
-        "team/frozen": {
-            "policies": [{"groups": ["team"], "actions": ["read"]}],
-        },
-        "public/**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read"]},
+        **ACCESS["repositories"],
+        "team/frozen": {"policies": [{"groups": ["team"], "actions": ["read"]}]},
     },
 }
 

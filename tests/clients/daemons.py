@@ -175,6 +175,39 @@ class PrivateDockerd:
         self.daemon.stop()
 
 
+class DockerdForRegistry:
+    """
+    A registry server (already started) with a private containerd and a
+    dockerd that trusts it as an insecure registry, stopped together; the
+    server is stopped too if the daemons fail to start.
+    """
+
+    def __init__(self, directory: str, server: Any) -> None:
+        self.server = server
+        try:
+            for sub in ["c", "d"]:
+                os.makedirs(os.path.join(directory, sub), exist_ok=True)
+            self.containerd = PrivateContainerd(os.path.join(directory, "c"))
+        except BaseException:
+            server.stop()
+            raise
+        try:
+            self.dockerd = PrivateDockerd(os.path.join(directory, "d"), self.containerd, server.address)
+        except BaseException:
+            self.containerd.stop()
+            server.stop()
+            raise
+
+    def stop(self) -> None:
+        try:
+            self.dockerd.stop()
+        finally:
+            try:
+                self.containerd.stop()
+            finally:
+                self.server.stop()
+
+
 class SharedDaemonTestCase(TestCase):
     """
     A test case whose daemons are started once for its class.

@@ -23,9 +23,9 @@ import requests
 from tests.auth.fixtures import password, write_config
 from tests.clients.base import ServerTestCase, require_binary, require_module
 from tests.clients.containers import ContainersTestCase
-from tests.clients.daemons import PrivateContainerd, PrivateDockerd, SharedDaemonTestCase
+from tests.clients.daemons import DockerdForRegistry, SharedDaemonTestCase
 from tests.clients.images import make_tar
-from tests.clients.test_containerd import layout_tar
+from tests.clients.test_containerd import SharedContainerdTestCase, layout_tar
 from tests.clients.test_skopeo import Layout, blob_files
 from tests.support import TwistdServer
 
@@ -168,43 +168,17 @@ class PodmanLoginTests(ContainersTestCase):
         self.assertEqual(response.json()["repositories"], ["team/app"])
 
 
-class _TokenDaemons:
-    def __init__(self, directory: str) -> None:
-        self.server = start_auth_server(os.path.join(directory, "registry"), "token")
-        try:
-            self.containerd = PrivateContainerd(os.path.join(directory, "c"))
-        except BaseException:
-            self.server.stop()
-            raise
-        try:
-            self.dockerd = PrivateDockerd(os.path.join(directory, "d"), self.containerd, self.server.address)
-        except BaseException:
-            self.containerd.stop()
-            self.server.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            self.dockerd.stop()
-        finally:
-            try:
-                self.containerd.stop()
-            finally:
-                self.server.stop()
-
-
 class DockerLoginTokenFlowTests(SharedDaemonTestCase):
     """``docker login`` and push/pull through the built-in token issuer."""
 
     @classmethod
     def start_shared(cls, directory: str) -> tuple[Any, Any]:
-        for sub in ["c", "d"]:
-            os.makedirs(os.path.join(directory, sub))
-        shared = _TokenDaemons(directory)
+        server = start_auth_server(os.path.join(directory, "registry"), "token")
+        shared = DockerdForRegistry(directory, server)
         return shared, shared.stop
 
     def setUp(self) -> None:
-        shared: _TokenDaemons = self.shared()
+        shared: DockerdForRegistry = self.shared()
         self.server = shared.server
         self.dockerd = shared.dockerd
         self.address = self.server.address
@@ -267,27 +241,13 @@ class DockerLoginTokenFlowTests(SharedDaemonTestCase):
         self.assertEqual(catalog["repositories"], ["public/docker", "team/docker"])
 
 
-class ContainerdUserTests(SharedDaemonTestCase, AuthServerTestCase):
+class ContainerdUserTests(SharedContainerdTestCase, AuthServerTestCase):
     """``ctr images push/pull --user`` against token mode."""
 
     mode = "token"
 
-    @classmethod
-    def start_shared(cls, directory: str) -> tuple[Any, Any]:
-        containerd = PrivateContainerd(directory)
-        return containerd, containerd.stop
-
-    def setUp(self) -> None:
-        self.containerd: PrivateContainerd = self.shared()
-        super().setUp()
-        self.work = os.path.abspath(self.mktemp())
-        self.layout = Layout(os.path.join(self.work, "layout"))
-        self.namespace = self.id().rsplit(".", 1)[1]
-
     def ctr(self, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [self.containerd.ctr_binary, "-a", self.containerd.socket, "-n", namespace, *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60,
-                              env=self.containerd.ctr_env())
+        return self.run_ctr(namespace, *args)
 
     def ok(self, namespace: str, *args: str) -> str:
         result = self.ctr(namespace, *args)

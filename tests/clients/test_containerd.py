@@ -98,7 +98,13 @@ def self_signed(directory: str) -> tuple[str, str]:
     return key_path, cert_path
 
 
-class ContainerdTests(SharedDaemonTestCase, ServerTestCase):
+class SharedContainerdTestCase(SharedDaemonTestCase):
+    """
+    Tests with a private containerd shared by their class, a work directory,
+    an OCI layout in it, and a containerd namespace of their own; mix in
+    before the test case that serves the registry.
+    """
+
     @classmethod
     def start_shared(cls, directory: str) -> tuple[Any, Any]:
         containerd = PrivateContainerd(directory)
@@ -112,10 +118,15 @@ class ContainerdTests(SharedDaemonTestCase, ServerTestCase):
         # Namespaces are per test, so no test sees another's images or content.
         self.namespace = self.id().rsplit(".", 1)[1]
 
-    def ctr(self, namespace: str, *args: str) -> str:
+    def run_ctr(self, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
         command = [self.containerd.ctr_binary, "-a", self.containerd.socket, "-n", namespace, *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                env=self.containerd.ctr_env())
+        return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                              env=self.containerd.ctr_env())
+
+
+class ContainerdTests(SharedContainerdTestCase, ServerTestCase):
+    def ctr(self, namespace: str, *args: str) -> str:
+        result = self.run_ctr(namespace, *args)
         if result.returncode != 0:
             self.fail(f"ctr {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}")
         return result.stdout

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from tests.clients.daemons import PrivateContainerd, PrivateDockerd, SharedDaemonTestCase
+from tests.clients.daemons import DockerdForRegistry, SharedDaemonTestCase
 from tests.clients.images import layer_files, make_tar
 from tests.clients.test_containerd import access_log
 from tests.clients.test_skopeo import OCI_INDEX, Layout, canonical, sha256
@@ -43,41 +43,14 @@ PUSHED = re.compile(r"^(\S+): digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.MU
 
 
 
-class Shared:
-    def __init__(self, directory: str) -> None:
-        self.server = TwistdServer(os.path.join(directory, "registry"))
-        try:
-            self.containerd = PrivateContainerd(os.path.join(directory, "c"))
-        except BaseException:
-            self.server.stop()
-            raise
-        try:
-            self.dockerd = PrivateDockerd(os.path.join(directory, "d"), self.containerd, self.server.address)
-        except BaseException:
-            self.containerd.stop()
-            self.server.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            self.dockerd.stop()
-        finally:
-            try:
-                self.containerd.stop()
-            finally:
-                self.server.stop()
-
-
 class DockerEngineTests(SharedDaemonTestCase):
     @classmethod
     def start_shared(cls, directory: str) -> tuple[Any, Any]:
-        for sub in ["c", "d"]:
-            os.makedirs(os.path.join(directory, sub))
-        shared = Shared(directory)
+        shared = DockerdForRegistry(directory, TwistdServer(os.path.join(directory, "registry")))
         return shared, shared.stop
 
     def setUp(self) -> None:
-        shared: Shared = self.shared()
+        shared: DockerdForRegistry = self.shared()
         self.server = shared.server
         self.dockerd = shared.dockerd
         self.address = self.server.address

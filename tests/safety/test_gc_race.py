@@ -20,7 +20,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThread
 
-from tests.support import RegistryTestCase, sha256
+from tests.support import RegistryTestCase, image_manifest, sha256
 from txoci import Settings
 from txoci.storage import gc
 
@@ -76,14 +76,7 @@ class GCRaceTests(RegistryTestCase):
                 await self.push_blob(repository, blob)
             # Meanwhile GC runs, with a grace period shorter than this delay.
             await task.deferLater(reactor, DELAY, lambda: None)
-            manifest = json.dumps({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": sha256(config), "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": sha256(layer), "size": len(layer)} for layer in layers],
-            }).encode()
+            manifest = image_manifest(config, layers)
             response, body = await self.request(
                 "PUT", f"/v2/{repository}/manifests/r{round_}", data=manifest,
                 headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},

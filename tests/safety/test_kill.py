@@ -30,7 +30,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests.support import TwistdServer, sha256
+from tests.support import TwistdServer, image_manifest, sha256
 from txoci.storage import gc
 
 KILLS = 52
@@ -119,14 +119,7 @@ class KillTests(TestCase):
         blobs = (config, rng.choice(SHARED), unique)
         for blob in blobs:
             await self.push_blob(repository, blob, rng)
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": sha256(blob), "size": len(blob)} for blob in blobs[1:]],
-        }).encode()
+        manifest = image_manifest(config, list(blobs[1:]))
         response, body = await self.request(
             "PUT", f"/v2/{repository}/manifests/{tag}", data=manifest,
             headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.registry.test_operations import BytesSource, Collector
-from tests.support import TwistdServer, sha256
+from tests.support import TwistdServer, image_manifest, sha256
 from txoci import Settings, open_registry
 from txoci.registry.digest import Digest
 from txoci.service.plugin import Options, makeService
@@ -78,16 +78,9 @@ class WorkerPoolTests(TestCase):
         return digest
 
     async def test_every_pull_sees_the_push_before_it(self) -> None:
-        config = await self.push_blob("workers/tags", b"{}")
+        await self.push_blob("workers/tags", b"{}")
         for round_ in range(12):
-            manifest = json.dumps({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": config, "size": 2},
-                "layers": [],
-                "annotations": {"round": str(round_)},
-            }).encode()
+            manifest = image_manifest(b"{}", [], annotations={"round": str(round_)})
             response, body = await self.request(
                 "PUT", "/v2/workers/tags/manifests/latest", data=manifest,
                 headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
