@@ -78,6 +78,8 @@ class Sizes:
     sha_bytes: int = GiB
     #: Only cases 1, 2 and 6 (``--blobs-only``).
     blobs_only: bool = False
+    #: Only case 4 (``--growth-only``).
+    growth_only: bool = False
 
 
 QUICK = Sizes(
@@ -1124,6 +1126,11 @@ class Bench:
 
     def run(self) -> None:
         self.sampler.start()
+        if self.sizes.growth_only:
+            self.setup_small()
+            self.case_growth()
+            self.sampler.stopping.set()
+            return
         r = self.results
         sha = r.metric("sha256.mibs", "hashlib.sha256, one core (client side)", "MiB/s", +1,
                        compare=False)
@@ -1257,7 +1264,9 @@ def write_results(results: Results, sizes: Sizes, machine: dict[str, Any], elaps
     (BENCH / f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
     lines = [
         f"# txoci vs Distribution ({sizes.rounds} round(s), {elapsed / 60:.1f} min, "
-        f"{fmt(sizes.blob / MiB)} MiB blob{', blob cases only' if sizes.blobs_only else ''})",
+        + ("growth only" if sizes.growth_only else
+           f"{fmt(sizes.blob / MiB)} MiB blob{', blob cases only' if sizes.blobs_only else ''}")
+        + ")",
         "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
         f"data on `{machine['disk']}`.  {', '.join(f'{k} {v}' for k, v in machine['versions'].items())}.",
@@ -1405,6 +1414,10 @@ def main() -> int:
                         help="size of the pushed and pulled blob in MiB (default 1024), to check flat memory")
     parser.add_argument("--blobs-only", action="store_true",
                         help="only the ceilings, the pushes and the pull (cases 1, 2 and 6)")
+    parser.add_argument("--growth-only", action="store_true", help="only the growth case (case 4)")
+    parser.add_argument("--populate-budget", type=float,
+                        help="seconds growth may spend populating each server and kind before it "
+                             "falls back to 10,000 (default 75)")
     options = parser.parse_args()
     check_tools()
     sizes = Sizes(**QUICK.__dict__) if options.quick else Sizes()
@@ -1413,6 +1426,9 @@ def main() -> int:
     if options.blob_mib:
         sizes.blob = max(sizes.patch_chunks, options.blob_mib) * MiB
     sizes.blobs_only = options.blobs_only
+    sizes.growth_only = options.growth_only
+    if options.populate_budget:
+        sizes.populate_budget = options.populate_budget
     Txoci.workers = options.workers
     workdir = work_directory()
     log(f"work dir {workdir}")
@@ -1448,6 +1464,8 @@ def main() -> int:
             stem += f"-blob{sizes.blob // MiB}mib"
         if options.blobs_only:
             stem += "-blobs"
+        if options.growth_only:
+            stem += "-growth"
         write_results(bench.results, sizes, machine, elapsed, stem)
         log("")
         log(markdown_table(bench.results))
