@@ -48,7 +48,7 @@ class AuthTableTests(SynchronousTestCase):
     def test_the_policy_is_required_and_checked(self) -> None:
         self.assertIn("auth.access: required", self.refused(self.table(access=None)))
         refused = self.refused(self.table(access={"adminPolicy": {"user": ["a"]}}))
-        self.assertIn("auth.access.adminPolicy: unknown key 'user'", refused)
+        self.assertIn("auth.access.adminPolicy.user: unknown key", refused)
 
     def test_basic_needs_htpasswd_and_no_token_table(self) -> None:
         self.assertIn("auth.htpasswd: required", self.refused(self.table("basic", htpasswd=None)))

@@ -45,7 +45,7 @@ from typing import Any
 import attrs
 
 from txoci.auth.htpasswd import HtpasswdError, HtpasswdFile
-from txoci.auth.policy import Policy, PolicyError
+from txoci.auth.policy import Policy, PolicyError, check_table
 from txoci.auth.ratelimit import BucketPolicy
 from txoci.auth.tokens import (
     DEFAULT_ALGORITHMS,
@@ -70,12 +70,7 @@ class AuthConfigError(ValueError):
 
 
 def _table(value: Any, key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise AuthConfigError(f"{key}: expected a table")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise AuthConfigError(f"{key}.{unknown[0]}: unknown key (allowed: {', '.join(allowed)})")
-    return value
+    return check_table(value, allowed, key, AuthConfigError)
 
 
 def _string(table: Mapping[str, Any], name: str, key: str, default: str | None = None) -> str:

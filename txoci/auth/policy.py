@@ -86,6 +86,7 @@ __all__ = [
     "Rule",
     "Subject",
     "UserPolicy",
+    "check_table",
     "glob_matches",
 ]
 
@@ -184,12 +185,15 @@ def _actions(value: Any, key: str) -> frozenset[Action]:
         ) from None
 
 
-def _check_keys(table: Any, allowed: Iterable[str], key: str) -> Mapping[str, Any]:
+def check_table(
+    table: Any, allowed: Iterable[str], key: str, error: type[ValueError] = PolicyError
+) -> Mapping[str, Any]:
+    """``table`` if it is a table with only ``allowed`` keys; else ``error``, naming the key."""
     if not isinstance(table, Mapping):
-        raise PolicyError(f"{key}: expected a table")
+        raise error(f"{key}: expected a table")
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise PolicyError(f"{key}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        raise error(f"{key}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
     return table
 
 
@@ -212,7 +216,7 @@ class UserPolicy:
         cls, table: Any, key: str, *, default_actions: frozenset[Action] | None = None
     ) -> UserPolicy:
         """Load ``{users, groups, actions}`` (``actions`` optional only when a default is given)."""
-        table = _check_keys(table, ("users", "groups", "actions"), key)
+        table = check_table(table, ("users", "groups", "actions"), key)
         if "actions" in table:
             actions = _actions(table["actions"], f"{key}.actions")
         elif default_actions is not None:
@@ -261,7 +265,7 @@ class Rule:
     def from_dict(cls, pattern: str, table: Any) -> Rule:
         key = f"repositories.{pattern!r}"
         compiled = Pattern.compile(pattern)
-        table = _check_keys(table, ("policies", "defaultPolicy", "anonymousPolicy"), key)
+        table = check_table(table, ("policies", "defaultPolicy", "anonymousPolicy"), key)
         raw_policies = table.get("policies", [])
         if not isinstance(raw_policies, list | tuple):
             raise PolicyError(f"{key}.policies: expected a list of tables")
@@ -325,7 +329,7 @@ class Policy:
     @classmethod
     def from_dict(cls, table: Any) -> Policy:
         """Load a policy from the configuration dict described in the module docstring."""
-        table = _check_keys(table, ("repositories", "adminPolicy", "groups"), "access")
+        table = check_table(table, ("repositories", "adminPolicy", "groups"), "access")
         repositories = table.get("repositories", {})
         if not isinstance(repositories, Mapping):
             raise PolicyError("repositories: expected a table of pattern -> rule")
@@ -340,7 +344,7 @@ class Policy:
             raise PolicyError("groups: expected a table of group -> {users = [...]}")
         groups: dict[str, frozenset[str]] = {}
         for group, members in raw_groups.items():
-            members = _check_keys(members, ("users",), f"groups.{group!r}")
+            members = check_table(members, ("users",), f"groups.{group!r}")
             groups[str(group)] = _string_list(members.get("users", []), f"groups.{group!r}.users")
         return cls(rules=rules, admin=admin, groups=groups)
 
