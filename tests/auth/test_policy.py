@@ -166,7 +166,7 @@ class ConfigErrorTests(SynchronousTestCase):
             self.assertIn(fragment, str(caught.exception))
 
     def test_errors_name_the_key(self) -> None:
-        self.assertConfigError({"repository": {}}, "access", "'repository'")
+        self.assertConfigError({"repository": {}}, "access.repository: unknown key")
         self.assertConfigError(
             {"repositories": {"a": {"defaultPolicy": ["pull"]}}}, "defaultPolicy", "'pull'"
         )
@@ -174,9 +174,9 @@ class ConfigErrorTests(SynchronousTestCase):
             {"repositories": {"a": {"policies": [{"users": ["x"]}]}}}, "policies[0]", "actions"
         )
         self.assertConfigError({"repositories": {"a": {"policies": {"users": []}}}}, "policies")
-        self.assertConfigError({"repositories": {"a": {"policys": []}}}, "'policys'")
+        self.assertConfigError({"repositories": {"a": {"policys": []}}}, ".policys: unknown key")
         self.assertConfigError({"repositories": {"a": {"defaultPolicy": "read"}}}, "defaultPolicy")
-        self.assertConfigError({"groups": {"g": {"members": []}}}, "groups", "'members'")
+        self.assertConfigError({"groups": {"g": {"members": []}}}, "groups", ".members: unknown key")
         self.assertConfigError({"adminPolicy": {"users": ["a"], "actions": ["all"]}}, "adminPolicy.actions")
         self.assertConfigError([], "access")
 
