@@ -616,11 +616,14 @@ def _storage_failure(outcome: Any) -> Any:
     return outcome
 
 
-def _settle(result: Deferred[Any], outcome: Any) -> None:
-    if isinstance(outcome, Failure):
-        result.errback(outcome)
-    else:
-        result.callback(outcome)
+def _settle(settled: list[tuple[Deferred[Any], Any]]) -> None:
+    """On the reactor thread: fire each write's Deferred with its outcome."""
+    for result, outcome in settled:
+        if isinstance(outcome, Failure):
+            result.errback(outcome)
+        else:
+            result.callback(outcome)
+
 
 #: Threads (each with its own connection) for read-only transactions.
 READ_THREADS = 2
@@ -682,8 +685,10 @@ class SQLiteMetadataStore:
             outcomes = run_writes(self._connection, self._generation, [(w, a) for w, a, _ in batch])
         except Exception:
             outcomes = [Failure()] * len(batch)
-        for (_, _, result), outcome in zip(batch, outcomes, strict=True):
-            self._reactor.callFromThread(_settle, result, _storage_failure(outcome))
+        # One hop to the reactor thread for the whole group, not one per write.
+        settled = [(result, _storage_failure(outcome))
+                   for (_, _, result), outcome in zip(batch, outcomes, strict=True)]
+        self._reactor.callFromThread(_settle, settled)
 
     def transact(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         result: Deferred[Any] = Deferred()
